@@ -1,0 +1,164 @@
+//! `awsdynamodbsource-adapter`: the environment → the engine, with health,
+//! metrics, logs and a clean shutdown.
+//!
+//! Exit codes: 0 after SIGTERM/SIGINT, 2 for bad configuration, 1 when the
+//! source cannot start (table, stream, permissions, endpoint, checkpoints).
+//! Each failure is one line on standard error.
+
+mod aws;
+mod config;
+mod logging;
+mod server;
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use awsdynamodb_source::checkpoint::{CheckpointStore, Checkpointer, FileStore, MemoryStore};
+use awsdynamodb_source::health::Health;
+use awsdynamodb_source::metrics::Metrics;
+use awsdynamodb_source::sink::{HttpSink, Sink, StdoutSink, redact};
+use awsdynamodb_source::stream::aws::AwsStreams;
+use awsdynamodb_source::{Engine, EngineConfig, preflight};
+use clap::Parser;
+use config::{Args, CheckpointLocation, LogFormat, Settings};
+use prometheus_client::registry::Registry;
+use tokio_util::sync::CancellationToken;
+
+fn main() -> ExitCode {
+    let args = match Args::try_parse() {
+        Ok(args) => args,
+        Err(e) if !e.use_stderr() => {
+            // --help, --version
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            let first = e
+                .to_string()
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .trim_start_matches("error: ")
+                .to_owned();
+            logging::fatal(LogFormat::Json, &first);
+            return ExitCode::from(2);
+        }
+    };
+    let (log_format, _) = config::log_setup(&args);
+    let settings = match args.settings() {
+        Ok(s) => s,
+        Err(e) => {
+            logging::fatal(log_format, &e);
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            logging::fatal(log_format, &format!("cannot start the runtime: {e}"));
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(settings)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            logging::fatal(log_format, &e);
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(s: Settings) -> Result<(), String> {
+    logging::init(
+        s.log_format,
+        s.log_level,
+        s.namespace.as_deref(),
+        s.name.as_deref(),
+    );
+    tracing::info!(
+        arn = %s.arn,
+        sink = %s.sink.as_ref().map(redact).unwrap_or_else(|| "stdout".into()),
+        starting_position = ?s.starting_position,
+        max_in_flight = s.max_in_flight,
+        "starting"
+    );
+
+    let store: Arc<dyn CheckpointStore> = match &s.checkpoints {
+        CheckpointLocation::File(dir) => Arc::new(FileStore::open(dir).map_err(|e| e.to_string())?),
+        CheckpointLocation::Memory => Arc::new(MemoryStore::new()),
+    };
+
+    let mut registry = Registry::default();
+    let metrics = Arc::new(Metrics::new(&mut registry));
+    let health = Arc::new(Health::default());
+    server::start(
+        s.health_port,
+        s.metrics_port,
+        health.clone(),
+        Arc::new(registry),
+    )
+    .await?;
+
+    let api = Arc::new(AwsStreams::new(aws::client_config(&s).await));
+    match tokio::time::timeout(
+        s.startup_timeout,
+        preflight(&*api, &s.arn, s.startup_timeout),
+    )
+    .await
+    {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => return Err(e.to_string()),
+        Err(_) => {
+            return Err(format!(
+                "cannot reach DynamoDB Streams within STARTUP_TIMEOUT ({:?})",
+                s.startup_timeout
+            ));
+        }
+    }
+
+    let checkpoints = Checkpointer::open(store, metrics.clone(), health.clone())
+        .await
+        .map_err(|e| e.to_string())?;
+    tracing::info!(store = %checkpoints.location(), "checkpoints loaded");
+
+    let sink: Arc<dyn Sink> = match &s.sink {
+        Some(url) => {
+            Arc::new(HttpSink::new(url.clone(), s.sink_timeout).map_err(|e| e.to_string())?)
+        }
+        None => Arc::new(StdoutSink),
+    };
+
+    let mut config = EngineConfig::new(s.arn.clone());
+    config.starting_position = s.starting_position.clone();
+    config.overrides = s.overrides.clone();
+    config.max_in_flight = s.max_in_flight;
+    config.poll_interval = s.poll_interval;
+    config.shutdown_timeout = s.shutdown_timeout;
+    let engine = Engine::new(config, api, sink, checkpoints, health, metrics);
+
+    let shutdown = CancellationToken::new();
+    tokio::spawn(on_signal(shutdown.clone()));
+    engine.run(shutdown).await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Cancels `shutdown` on SIGTERM or SIGINT.
+async fn on_signal(shutdown: CancellationToken) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::error!("cannot listen for signals");
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: finishing deliveries in flight, then stopping"),
+        _ = int.recv() => tracing::info!("SIGINT: finishing deliveries in flight, then stopping"),
+    }
+    shutdown.cancel();
+}

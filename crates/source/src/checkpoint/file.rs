@@ -1,0 +1,163 @@
+//! `file:<directory>` — checkpoints in `<directory>/checkpoints.json`.
+//!
+//! Each save writes a temporary file in the same directory, syncs it, renames
+//! it over the old one and syncs the directory: after `kill -9` at any moment
+//! the file holds the previous map or the new one. A lock file keeps a second
+//! adapter off the same directory.
+
+use std::fs::{self, File};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use super::{CheckpointError, CheckpointStore, Checkpoints};
+
+const FILE_NAME: &str = "checkpoints.json";
+const LOCK_NAME: &str = "lock";
+
+#[derive(Debug)]
+pub struct FileStore {
+    dir: Arc<PathBuf>,
+    /// Held for the life of the store: the lock goes with it.
+    _lock: File,
+}
+
+impl FileStore {
+    /// Creates the directory if needed and takes its lock.
+    pub fn open(dir: impl Into<PathBuf>) -> Result<Self, CheckpointError> {
+        let dir = dir.into();
+        let io = |e: std::io::Error| CheckpointError::Io {
+            location: location(&dir),
+            message: e.to_string(),
+        };
+        fs::create_dir_all(&dir).map_err(io)?;
+        let lock = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(dir.join(LOCK_NAME))
+            .map_err(io)?;
+        lock.try_lock().map_err(|e| match e {
+            fs::TryLockError::WouldBlock => CheckpointError::Locked {
+                location: location(&dir),
+            },
+            fs::TryLockError::Error(e) => io(e),
+        })?;
+        Ok(FileStore {
+            dir: Arc::new(dir),
+            _lock: lock,
+        })
+    }
+
+    pub fn path(&self) -> PathBuf {
+        self.dir.join(FILE_NAME)
+    }
+}
+
+fn location(dir: &Path) -> String {
+    format!("file:{}", dir.display())
+}
+
+fn write_atomically(dir: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".checkpoints-")
+        .tempfile_in(dir)?;
+    tmp.write_all(bytes)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(dir.join(FILE_NAME)).map_err(|e| e.error)?;
+    // The rename is durable once the directory is.
+    File::open(dir)?.sync_all()
+}
+
+#[async_trait]
+impl CheckpointStore for FileStore {
+    async fn load(&self) -> Result<Checkpoints, CheckpointError> {
+        let path = self.path();
+        match tokio::fs::read(&path).await {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| CheckpointError::Corrupt {
+                location: path.display().to_string(),
+                message: e.to_string(),
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Checkpoints::default()),
+            Err(e) => Err(CheckpointError::Io {
+                location: self.location(),
+                message: e.to_string(),
+            }),
+        }
+    }
+
+    async fn save(&self, checkpoints: &Checkpoints) -> Result<(), CheckpointError> {
+        let bytes = serde_json::to_vec(checkpoints).map_err(|e| CheckpointError::Io {
+            location: self.location(),
+            message: e.to_string(),
+        })?;
+        let dir = self.dir.clone();
+        let result = tokio::task::spawn_blocking(move || write_atomically(&dir, &bytes)).await;
+        match result {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(CheckpointError::Io {
+                location: self.location(),
+                message: e.to_string(),
+            }),
+            Err(e) => Err(CheckpointError::Io {
+                location: self.location(),
+                message: e.to_string(),
+            }),
+        }
+    }
+
+    fn location(&self) -> String {
+        location(&self.dir)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checkpoint::ShardPosition;
+    use crate::record::SequenceNumber;
+
+    fn sample(n: u32) -> Checkpoints {
+        let mut cps = Checkpoints::default();
+        cps.streams.entry("s".into()).or_default().shards.insert(
+            "shard".into(),
+            ShardPosition::After(SequenceNumber::parse(&n.to_string()).unwrap()),
+        );
+        cps
+    }
+
+    #[tokio::test]
+    async fn saves_and_loads_and_leaves_no_temporary_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FileStore::open(dir.path().join("a/b")).unwrap();
+        assert_eq!(store.load().await.unwrap(), Checkpoints::default());
+        store.save(&sample(1)).await.unwrap();
+        store.save(&sample(2)).await.unwrap();
+        assert_eq!(store.load().await.unwrap(), sample(2));
+        let mut names: Vec<_> = fs::read_dir(dir.path().join("a/b"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        assert_eq!(names, vec!["checkpoints.json", "lock"]);
+    }
+
+    #[tokio::test]
+    async fn a_second_store_on_the_same_directory_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let _first = FileStore::open(dir.path()).unwrap();
+        let err = FileStore::open(dir.path()).unwrap_err();
+        assert!(matches!(err, CheckpointError::Locked { .. }), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_corrupt_file_is_an_error_not_a_fresh_start() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join(FILE_NAME), b"{\"streams\": ").unwrap();
+        let store = FileStore::open(dir.path()).unwrap();
+        let err = store.load().await.unwrap_err();
+        assert!(err.to_string().contains("unreadable"), "{err}");
+    }
+}

@@ -1,0 +1,124 @@
+//! The ordered finalizer: events of a shard are handed out in sequence order
+//! and acknowledged in any order; the checkpoint may only move over the
+//! contiguous prefix of done events (Vector's `OrderedFinalizer` idea).
+
+use std::collections::VecDeque;
+
+use crate::record::SequenceNumber;
+
+/// Names one event handed out by [`OrderedFinalizer::push`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Ticket(u64);
+
+/// Sequence numbers in hand-out order, each done or not.
+#[derive(Debug, Default)]
+pub struct OrderedFinalizer {
+    /// Ticket number of `pending[0]`.
+    front: u64,
+    pending: VecDeque<(SequenceNumber, bool)>,
+}
+
+impl OrderedFinalizer {
+    /// Registers the next event of the shard; sequence numbers must come in
+    /// stream order.
+    pub fn push(&mut self, sequence: SequenceNumber) -> Ticket {
+        self.pending.push_back((sequence, false));
+        Ticket(self.front + self.pending.len() as u64 - 1)
+    }
+
+    /// Marks an event done (delivered, dropped or skipped).
+    pub fn done(&mut self, ticket: Ticket) {
+        if let Some(index) = ticket.0.checked_sub(self.front)
+            && let Some(entry) = self.pending.get_mut(index as usize)
+        {
+            entry.1 = true;
+        }
+    }
+
+    /// Drops the done prefix and returns the sequence number the checkpoint
+    /// may now cover, if it moved.
+    pub fn advance(&mut self) -> Option<SequenceNumber> {
+        let mut last = None;
+        while self.pending.front().is_some_and(|(_, done)| *done) {
+            last = self.pending.pop_front().map(|(seq, _)| seq);
+            self.front += 1;
+        }
+        last
+    }
+
+    /// Events handed out and not yet behind the checkpoint.
+    pub fn len(&self) -> usize {
+        self.pending.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.pending.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seq(n: u32) -> SequenceNumber {
+        SequenceNumber::parse(&format!("{n:021}")).unwrap()
+    }
+
+    #[test]
+    fn moves_only_over_the_done_prefix() {
+        let mut f = OrderedFinalizer::default();
+        let t: Vec<Ticket> = (1..=5).map(|n| f.push(seq(n))).collect();
+        f.done(t[1]);
+        f.done(t[2]);
+        assert_eq!(f.advance(), None, "1 is not done, so nothing is");
+        f.done(t[0]);
+        assert_eq!(f.advance(), Some(seq(3)));
+        assert_eq!(f.advance(), None);
+        f.done(t[4]);
+        assert_eq!(f.advance(), None);
+        f.done(t[3]);
+        assert_eq!(f.advance(), Some(seq(5)));
+        assert!(f.is_empty());
+    }
+
+    #[test]
+    fn any_acknowledgement_order_ends_at_the_last() {
+        // Every permutation of 6 acknowledgements: the checkpoint never
+        // passes an unacknowledged event and ends at the last one.
+        fn permutations(items: Vec<usize>) -> Vec<Vec<usize>> {
+            if items.len() <= 1 {
+                return vec![items];
+            }
+            let mut out = Vec::new();
+            for i in 0..items.len() {
+                let mut rest = items.clone();
+                let x = rest.remove(i);
+                for mut p in permutations(rest) {
+                    p.insert(0, x);
+                    out.push(p);
+                }
+            }
+            out
+        }
+        for order in permutations((0..6).collect()) {
+            let mut f = OrderedFinalizer::default();
+            let tickets: Vec<Ticket> = (0..6).map(|n| f.push(seq(n + 1))).collect();
+            let mut acked = [false; 6];
+            let mut checkpoint = 0;
+            for &i in &order {
+                f.done(tickets[i]);
+                acked[i] = true;
+                if let Some(s) = f.advance() {
+                    checkpoint = s.as_str().parse::<usize>().unwrap();
+                }
+                assert!(
+                    acked[..checkpoint].iter().all(|a| *a),
+                    "{order:?}: checkpoint {checkpoint} passes a pending event"
+                );
+                let prefix = acked.iter().take_while(|a| **a).count();
+                assert_eq!(checkpoint, prefix, "{order:?}");
+            }
+            assert_eq!(checkpoint, 6);
+        }
+    }
+}

@@ -1,0 +1,331 @@
+//! The `data` bytes of the default format: byte-equal to what the original
+//! adapter sent, i.e. aws-sdk-go v1's `Record` struct through Go's
+//! `encoding/json` (see the contract, section 2, and the golden files made by
+//! `tools/golden-gen`).
+//!
+//! What Go does, and so what this does: PascalCase members in declaration
+//! order, every member present (`null` when absent), all ten members of every
+//! attribute value, map keys sorted byte-wise, `[]byte` as padded base64,
+//! HTML-safe string escaping, timestamps as RFC 3339 in UTC rounded to the
+//! millisecond the way the Go SDK parses epoch seconds.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodbstreams::types::{AttributeValue, Identity, Record, StreamRecord};
+use aws_smithy_types::{Blob, DateTime};
+use base64::Engine as _;
+
+/// Appends the record's JSON to `out`.
+pub fn encode_record(record: &Record, out: &mut Vec<u8>) {
+    out.extend_from_slice(b"{\"AwsRegion\":");
+    opt_str(out, record.aws_region());
+    out.extend_from_slice(b",\"Dynamodb\":");
+    match record.dynamodb() {
+        Some(r) => stream_record(r, out),
+        None => null(out),
+    }
+    out.extend_from_slice(b",\"EventID\":");
+    opt_str(out, record.event_id());
+    out.extend_from_slice(b",\"EventName\":");
+    opt_str(out, record.event_name().map(|n| n.as_str()));
+    out.extend_from_slice(b",\"EventSource\":");
+    opt_str(out, record.event_source());
+    out.extend_from_slice(b",\"EventVersion\":");
+    opt_str(out, record.event_version());
+    out.extend_from_slice(b",\"UserIdentity\":");
+    match record.user_identity() {
+        Some(id) => identity(id, out),
+        None => null(out),
+    }
+    out.push(b'}');
+}
+
+fn stream_record(r: &StreamRecord, out: &mut Vec<u8>) {
+    out.extend_from_slice(b"{\"ApproximateCreationDateTime\":");
+    match r.approximate_creation_date_time() {
+        Some(t) => {
+            out.push(b'"');
+            out.extend_from_slice(format_time(t).as_bytes());
+            out.push(b'"');
+        }
+        None => null(out),
+    }
+    out.extend_from_slice(b",\"Keys\":");
+    opt_map(out, r.keys());
+    out.extend_from_slice(b",\"NewImage\":");
+    opt_map(out, r.new_image());
+    out.extend_from_slice(b",\"OldImage\":");
+    opt_map(out, r.old_image());
+    out.extend_from_slice(b",\"SequenceNumber\":");
+    opt_str(out, r.sequence_number());
+    out.extend_from_slice(b",\"SizeBytes\":");
+    match r.size_bytes() {
+        Some(n) => out.extend_from_slice(n.to_string().as_bytes()),
+        None => null(out),
+    }
+    out.extend_from_slice(b",\"StreamViewType\":");
+    opt_str(out, r.stream_view_type().map(|v| v.as_str()));
+    out.push(b'}');
+}
+
+fn identity(id: &Identity, out: &mut Vec<u8>) {
+    out.extend_from_slice(b"{\"PrincipalId\":");
+    opt_str(out, id.principal_id());
+    out.extend_from_slice(b",\"Type\":");
+    opt_str(out, id.r#type());
+    out.push(b'}');
+}
+
+fn opt_map(out: &mut Vec<u8>, map: Option<&HashMap<String, AttributeValue>>) {
+    match map {
+        Some(m) => attribute_map(m, out),
+        None => null(out),
+    }
+}
+
+fn attribute_map(map: &HashMap<String, AttributeValue>, out: &mut Vec<u8>) {
+    let mut entries: Vec<(&String, &AttributeValue)> = map.iter().collect();
+    entries.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+    out.push(b'{');
+    for (i, (name, value)) in entries.into_iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        string(out, name);
+        out.push(b':');
+        attribute_value(value, out);
+    }
+    out.push(b'}');
+}
+
+/// One attribute value: all ten members, in Go's field order, the unused
+/// ones `null`.
+fn attribute_value(value: &AttributeValue, out: &mut Vec<u8>) {
+    use AttributeValue as V;
+    out.extend_from_slice(b"{\"B\":");
+    match value {
+        V::B(b) => blob(out, b),
+        _ => null(out),
+    }
+    out.extend_from_slice(b",\"BOOL\":");
+    match value {
+        V::Bool(b) => boolean(out, *b),
+        _ => null(out),
+    }
+    out.extend_from_slice(b",\"BS\":");
+    match value {
+        V::Bs(list) => array(out, list, blob),
+        _ => null(out),
+    }
+    out.extend_from_slice(b",\"L\":");
+    match value {
+        V::L(list) => array(out, list, |out, v| attribute_value(v, out)),
+        _ => null(out),
+    }
+    out.extend_from_slice(b",\"M\":");
+    match value {
+        V::M(m) => attribute_map(m, out),
+        _ => null(out),
+    }
+    out.extend_from_slice(b",\"N\":");
+    match value {
+        V::N(n) => string(out, n),
+        _ => null(out),
+    }
+    out.extend_from_slice(b",\"NS\":");
+    match value {
+        V::Ns(list) => array(out, list, |out, s| string(out, s)),
+        _ => null(out),
+    }
+    out.extend_from_slice(b",\"NULL\":");
+    match value {
+        V::Null(b) => boolean(out, *b),
+        _ => null(out),
+    }
+    out.extend_from_slice(b",\"S\":");
+    match value {
+        V::S(s) => string(out, s),
+        _ => null(out),
+    }
+    out.extend_from_slice(b",\"SS\":");
+    match value {
+        V::Ss(list) => array(out, list, |out, s| string(out, s)),
+        _ => null(out),
+    }
+    out.push(b'}');
+}
+
+fn array<T>(out: &mut Vec<u8>, items: &[T], mut each: impl FnMut(&mut Vec<u8>, &T)) {
+    out.push(b'[');
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        each(out, item);
+    }
+    out.push(b']');
+}
+
+fn blob(out: &mut Vec<u8>, b: &Blob) {
+    out.push(b'"');
+    let start = out.len();
+    let encoded_len = base64::encoded_len(b.as_ref().len(), true).unwrap_or(0);
+    out.resize(start + encoded_len, 0);
+    let written = base64::engine::general_purpose::STANDARD
+        .encode_slice(b.as_ref(), &mut out[start..])
+        .unwrap_or(0);
+    out.truncate(start + written);
+    out.push(b'"');
+}
+
+fn boolean(out: &mut Vec<u8>, b: bool) {
+    out.extend_from_slice(if b { b"true" } else { b"false" });
+}
+
+fn null(out: &mut Vec<u8>) {
+    out.extend_from_slice(b"null");
+}
+
+fn opt_str(out: &mut Vec<u8>, s: Option<&str>) {
+    match s {
+        Some(s) => string(out, s),
+        None => null(out),
+    }
+}
+
+/// A JSON string escaped as Go's `encoding/json` (1.19, HTML-safe) does.
+pub fn string(out: &mut Vec<u8>, s: &str) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    out.push(b'"');
+    let bytes = s.as_bytes();
+    let mut start = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        let control = [
+            b'\\',
+            b'u',
+            b'0',
+            b'0',
+            HEX[(b >> 4) as usize],
+            HEX[(b & 0xf) as usize],
+        ];
+        // (escape sequence, bytes of input it replaces)
+        let (escape, consumed): (&[u8], usize) = match b {
+            b'"' => (b"\\\"", 1),
+            b'\\' => (b"\\\\", 1),
+            b'\n' => (b"\\n", 1),
+            b'\r' => (b"\\r", 1),
+            b'\t' => (b"\\t", 1),
+            b'<' => (b"\\u003c", 1),
+            b'>' => (b"\\u003e", 1),
+            b'&' => (b"\\u0026", 1),
+            0..=0x1f => (&control, 1),
+            // U+2028 and U+2029 are E2 80 A8 and E2 80 A9 in UTF-8.
+            0xe2 if bytes.get(i + 1) == Some(&0x80) && bytes.get(i + 2) == Some(&0xa8) => {
+                (b"\\u2028", 3)
+            }
+            0xe2 if bytes.get(i + 1) == Some(&0x80) && bytes.get(i + 2) == Some(&0xa9) => {
+                (b"\\u2029", 3)
+            }
+            _ => {
+                i += 1;
+                continue;
+            }
+        };
+        out.extend_from_slice(&bytes[start..i]);
+        out.extend_from_slice(escape);
+        i += consumed;
+        start = i;
+    }
+    out.extend_from_slice(&bytes[start..]);
+    out.push(b'"');
+}
+
+/// `ApproximateCreationDateTime` as the original printed it: aws-sdk-go v1
+/// keeps the epoch seconds to the millisecond, truncating the rest
+/// (`.999999` → `.999`); Go prints RFC 3339 in UTC, trailing zeros of the
+/// fraction removed (see `tools/golden-gen/README.md`).
+///
+/// The Rust SDK parsed the seconds as an `f64`, so its nanoseconds can sit
+/// a few hundred below an exact millisecond (`.123` → 122 999 906 ns): half a
+/// microsecond of tolerance puts them back before truncating. The wire only
+/// ever carries whole seconds or milliseconds, where this is exact.
+pub fn format_time(t: &DateTime) -> String {
+    let mut secs = t.secs();
+    let mut millis = (t.subsec_nanos() + 500) / 1_000_000;
+    if millis >= 1000 {
+        secs += 1;
+        millis -= 1000;
+    }
+    rfc3339(secs, millis * 1_000_000)
+}
+
+/// RFC 3339 in UTC, fraction only when non-zero, trailing zeros trimmed.
+pub(crate) fn rfc3339(secs: i64, nanos: u32) -> String {
+    let Ok(dt) = time::OffsetDateTime::from_unix_timestamp(secs) else {
+        return String::from("0001-01-01T00:00:00Z");
+    };
+    let mut s = format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
+        dt.year(),
+        u8::from(dt.month()),
+        dt.day(),
+        dt.hour(),
+        dt.minute(),
+        dt.second()
+    );
+    if nanos > 0 {
+        let frac = format!("{nanos:09}");
+        s.push('.');
+        s.push_str(frac.trim_end_matches('0'));
+    }
+    s.push('Z');
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn escaped(s: &str) -> String {
+        let mut out = Vec::new();
+        string(&mut out, s);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn escapes_as_go_does() {
+        assert_eq!(escaped("a<b>&c"), r#""a\u003cb\u003e\u0026c""#);
+        assert_eq!(escaped("\u{2028}x\u{2029}"), r#""\u2028x\u2029""#);
+        assert_eq!(escaped("\"\\/\n\r\t"), r#""\"\\/\n\r\t""#);
+        assert_eq!(
+            escaped("\u{8}\u{c}\u{1}\u{1f}"),
+            r#""\u0008\u000c\u0001\u001f""#
+        );
+        assert_eq!(
+            escaped("\u{7f}é日本🎉\u{2027}"),
+            "\"\u{7f}é日本🎉\u{2027}\""
+        );
+    }
+
+    #[test]
+    fn time_is_utc_with_millisecond_fraction_trimmed() {
+        assert_eq!(
+            format_time(&DateTime::from_secs(1_704_067_200)),
+            "2024-01-01T00:00:00Z"
+        );
+        assert_eq!(
+            format_time(&DateTime::from_fractional_secs(1_704_067_212, 0.3)),
+            "2024-01-01T00:00:12.3Z"
+        );
+        assert_eq!(
+            format_time(&DateTime::from_fractional_secs(1_704_067_212, 0.999999)),
+            "2024-01-01T00:00:12.999Z"
+        );
+        assert_eq!(
+            format_time(&DateTime::from_secs_f64(1_704_067_212.123)),
+            "2024-01-01T00:00:12.123Z"
+        );
+    }
+}

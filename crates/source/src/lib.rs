@@ -1,0 +1,32 @@
+//! The engine of the Amazon DynamoDB event source: it reads a table's
+//! DynamoDB Stream and delivers each change as a CloudEvent, in order per
+//! item, losing nothing.
+//!
+//! The modules follow the data:
+//!
+//! ```text
+//! stream (which stream, which shards, lineage)
+//!   → shard (one reader per shard: pages, iterators, errors)
+//!     → record (sequence number, item identity)
+//!       → event (the CloudEvent and its data bytes)
+//!         → sink (HTTP binary mode or stdout; Knative's retry rules)
+//!           → checkpoint (ordered finalizer, atomic store)
+//! ```
+//!
+//! [`engine`] runs it all; [`health`] and [`metrics`] report on it. The engine
+//! knows nothing of Kubernetes or the CLI: the adapter binary feeds it from
+//! its environment.
+
+pub mod arn;
+pub mod checkpoint;
+pub mod engine;
+pub mod event;
+pub mod health;
+pub mod metrics;
+pub mod record;
+pub mod shard;
+pub mod sink;
+pub mod stream;
+
+pub use arn::{ArnError, TableArn};
+pub use engine::{Engine, EngineConfig, StartingPosition, StartupError, preflight};

@@ -1,0 +1,260 @@
+//! Shard reader: one task per shard, from its start position to its end.
+//!
+//! Owns the shard's read loop: fetch pages (at once while records come,
+//! `POLL_INTERVAL` after an empty page), turn records into events, deliver
+//! them through the in-flight [`window`], and move the checkpoint over the
+//! done prefix (the ordered finalizer). It never decides which shards to read
+//! or in what order — that is `engine`'s job with `stream`'s lineage.
+
+mod fetch;
+mod window;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+pub use window::{Completed, DeliveryWindow, Pending};
+
+use crate::checkpoint::{Checkpointer, OrderedFinalizer, ShardPosition};
+use crate::event::EventBuilder;
+use crate::health::Health;
+use crate::metrics::{Metrics, ReasonLabel, ShardLabel};
+use crate::record::{ChangeRecord, Record, SequenceNumber};
+use crate::sink::{Delivery, RetryPolicy, Sink, deliver};
+use crate::stream::{IteratorPosition, StreamsApi};
+use fetch::{Cursor, Fetched, next_page};
+
+/// What every reader of a source shares.
+pub struct ReaderContext {
+    pub api: Arc<dyn StreamsApi>,
+    pub sink: Arc<dyn Sink>,
+    pub checkpoints: Checkpointer,
+    pub health: Arc<Health>,
+    pub metrics: Arc<Metrics>,
+    pub retry: RetryPolicy,
+    /// Deliveries at once per shard.
+    pub max_in_flight: usize,
+    /// A new page is fetched only while fewer events than this are undone.
+    pub read_ahead: usize,
+    /// Pause after an empty page.
+    pub poll_interval: Duration,
+}
+
+/// Where a reader begins.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShardStart {
+    pub position: IteratorPosition,
+    /// Records created before this instant (Unix ms) are skipped (done, not
+    /// sent): STARTING_POSITION as a timestamp.
+    pub skip_before_ms: Option<i64>,
+}
+
+/// Why a reader returned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ShardEnd {
+    /// Closed, read to its end, every event done; its checkpoint says so.
+    Finished,
+    /// Asked to stop; its checkpoint covers what is done.
+    Stopped,
+    /// The shard or its stream is gone.
+    Vanished(String),
+}
+
+pub struct ShardReader {
+    ctx: Arc<ReaderContext>,
+    stream: Arc<str>,
+    shard: Arc<str>,
+    start: ShardStart,
+    events: EventBuilder,
+}
+
+type Fetching = Pin<Box<dyn Future<Output = (Cursor, Fetched)> + Send>>;
+
+impl ShardReader {
+    pub fn new(
+        ctx: Arc<ReaderContext>,
+        stream: &str,
+        shard: &str,
+        start: ShardStart,
+        events: EventBuilder,
+    ) -> Self {
+        ShardReader {
+            ctx,
+            stream: Arc::from(stream),
+            shard: Arc::from(shard),
+            start,
+            events,
+        }
+    }
+
+    /// Reads until the shard ends or `stop` fires; then lets deliveries in
+    /// flight finish, until `give_up` fires.
+    pub async fn run(self, stop: CancellationToken, give_up: CancellationToken) -> ShardEnd {
+        let ctx = self.ctx.clone();
+        let label = ShardLabel {
+            shard: self.shard.to_string(),
+        };
+        ctx.health.shard_started(&self.shard);
+        ctx.metrics.shards_owned.inc();
+        tracing::info!(shard = %self.shard, start = ?self.start, "reading shard");
+        let end = self.read(stop, give_up).await;
+        ctx.metrics.shards_owned.dec();
+        ctx.metrics.shard_lag_seconds.remove(&label);
+        ctx.health.shard_stopped(&label.shard);
+        end
+    }
+
+    async fn read(self, stop: CancellationToken, give_up: CancellationToken) -> ShardEnd {
+        let ctx = self.ctx.clone();
+        let mut finalizer = OrderedFinalizer::default();
+        let mut window = {
+            let ctx = ctx.clone();
+            let give_up = give_up.clone();
+            DeliveryWindow::new(ctx.max_in_flight, move |p: Pending| {
+                let ctx = ctx.clone();
+                let give_up = give_up.clone();
+                Box::pin(async move {
+                    let delivery =
+                        deliver(&*ctx.sink, &p.event, &ctx.retry, &ctx.metrics, &give_up).await;
+                    Completed {
+                        ticket: p.ticket,
+                        item: p.item,
+                        delivery,
+                    }
+                }) as Pin<Box<dyn Future<Output = Completed> + Send>>
+            })
+        };
+        let mut cursor = Some(Cursor::new(self.start.position.clone()));
+        let mut fetching: Option<Fetching> = None;
+        let mut pause = Duration::ZERO;
+        let mut end: Option<ShardEnd> = None;
+        loop {
+            if end.is_none() && fetching.is_none() && window.outstanding() < ctx.read_ahead {
+                if let Some(c) = cursor.take() {
+                    fetching = Some(Box::pin(next_page(
+                        ctx.clone(),
+                        self.stream.clone(),
+                        self.shard.clone(),
+                        c,
+                        pause,
+                    )));
+                }
+            }
+            if end.is_some() && window.in_flight() == 0 {
+                break;
+            }
+            tokio::select! {
+                biased;
+                _ = stop.cancelled(), if end.is_none() => {
+                    end = Some(ShardEnd::Stopped);
+                    fetching = None;
+                }
+                Some(done) = window.next_completed(), if window.in_flight() > 0 => {
+                    match done.delivery {
+                        Delivery::Delivered | Delivery::Dropped(_) => finalizer.done(done.ticket),
+                        Delivery::Abandoned => {}
+                    }
+                    self.checkpoint(&mut finalizer);
+                }
+                (mut c, fetched) = async { fetching.as_mut().expect("guarded").await }, if fetching.is_some() => {
+                    fetching = None;
+                    match fetched {
+                        Fetched::Page { records, last } => {
+                            pause = if records.is_empty() { ctx.poll_interval } else { Duration::ZERO };
+                            if let Some(seq) = self.accept(records, &mut finalizer, &mut window) {
+                                c.resume = IteratorPosition::AfterSequence(seq);
+                            }
+                            self.checkpoint(&mut finalizer);
+                            if last {
+                                end = Some(ShardEnd::Finished);
+                            }
+                            cursor = Some(c);
+                        }
+                        Fetched::Vanished(why) => end = Some(ShardEnd::Vanished(why)),
+                    }
+                }
+            }
+        }
+        match end {
+            Some(ShardEnd::Finished) if finalizer.is_empty() => {
+                ctx.checkpoints
+                    .set(&self.stream, &self.shard, ShardPosition::Finished);
+                tracing::info!(shard = %self.shard, "shard read and delivered to its end");
+                ShardEnd::Finished
+            }
+            Some(ShardEnd::Vanished(why)) => ShardEnd::Vanished(why),
+            _ => ShardEnd::Stopped,
+        }
+    }
+
+    fn checkpoint(&self, finalizer: &mut OrderedFinalizer) {
+        if let Some(seq) = finalizer.advance() {
+            self.ctx
+                .checkpoints
+                .set(&self.stream, &self.shard, ShardPosition::After(seq));
+        }
+    }
+
+    /// Hands a page's records to delivery in order; returns the last
+    /// sequence number read.
+    fn accept<S>(
+        &self,
+        records: Vec<Record>,
+        finalizer: &mut OrderedFinalizer,
+        window: &mut DeliveryWindow<S>,
+    ) -> Option<SequenceNumber>
+    where
+        S: FnMut(Pending) -> Pin<Box<dyn Future<Output = Completed> + Send>>,
+    {
+        let metrics = &self.ctx.metrics;
+        let label = ShardLabel {
+            shard: self.shard.to_string(),
+        };
+        if records.is_empty() {
+            metrics.shard_lag_seconds.get_or_create(&label).set(0.0);
+            self.ctx.health.caught_up(&self.shard);
+            return None;
+        }
+        metrics.records_read.inc_by(records.len() as u64);
+        let mut last = None;
+        let mut newest_ms = None;
+        for record in records {
+            let change = match ChangeRecord::new(record) {
+                Ok(change) => change,
+                Err(e) => {
+                    metrics
+                        .events_dropped
+                        .get_or_create(&ReasonLabel {
+                            reason: "malformed".into(),
+                        })
+                        .inc();
+                    tracing::error!(shard = %self.shard, error = %e, "skipping a malformed record");
+                    continue;
+                }
+            };
+            let created_ms = change.created().and_then(|t| t.to_millis().ok());
+            newest_ms = created_ms.or(newest_ms);
+            let ticket = finalizer.push(change.sequence.clone());
+            last = Some(change.sequence.clone());
+            if let (Some(before), Some(created)) = (self.start.skip_before_ms, created_ms)
+                && created < before
+            {
+                finalizer.done(ticket);
+                continue;
+            }
+            window.push(Pending {
+                ticket,
+                item: change.item,
+                event: self.events.build(&change),
+            });
+        }
+        if let Some(ms) = newest_ms {
+            let now_ms = time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000;
+            let lag = (now_ms as i64 - ms).max(0) as f64 / 1000.0;
+            metrics.shard_lag_seconds.get_or_create(&label).set(lag);
+        }
+        last
+    }
+}

@@ -1,0 +1,76 @@
+//! Stream discovery: which of the table's streams to read, its shards, and
+//! the order they may be read in.
+//!
+//! Owns every call of ListStreams and DescribeStream. It never reads records
+//! (that is `shard`'s job) and never calls an AWS action beyond the four the
+//! documented IAM policy grants.
+
+mod api;
+pub mod aws;
+mod lineage;
+
+pub use api::{
+    ApiError, IteratorPosition, KeySchema, RecordsPage, ShardInfo, StreamDescription, StreamStatus,
+    StreamSummary, StreamsApi,
+};
+pub use lineage::{ShardState, ShardTree};
+
+/// Every shard of a stream, paging DescribeStream to the end.
+pub async fn describe_all(
+    api: &dyn StreamsApi,
+    stream_arn: &str,
+) -> Result<StreamDescription, ApiError> {
+    let mut page = api.describe_stream(stream_arn, None, None).await?;
+    let mut shards = std::mem::take(&mut page.shards);
+    while let Some(last) = page.last_evaluated_shard_id.take() {
+        let next = api.describe_stream(stream_arn, Some(&last), None).await?;
+        shards.extend(next.shards);
+        page.last_evaluated_shard_id = next.last_evaluated_shard_id;
+        page.status = next.status;
+    }
+    page.shards = shards;
+    Ok(page)
+}
+
+/// The children of a closed shard: DescribeStream's CHILD_SHARDS filter where
+/// the endpoint supports it, full paging where it does not. Some endpoints
+/// (DynamoDB Local) accept the filter and ignore it, so only shards that name
+/// `parent` are kept either way.
+pub async fn describe_children(
+    api: &dyn StreamsApi,
+    stream_arn: &str,
+    parent: &str,
+) -> Result<Vec<ShardInfo>, ApiError> {
+    let mut children = Vec::new();
+    let mut start: Option<String> = None;
+    let mut filter = Some(parent);
+    loop {
+        let page = match api
+            .describe_stream(stream_arn, start.as_deref(), filter)
+            .await
+        {
+            Err(ApiError::Rejected(_)) if filter.is_some() => {
+                // The endpoint does not know ShardFilter: page everything.
+                filter = None;
+                start = None;
+                children.clear();
+                continue;
+            }
+            other => other?,
+        };
+        children.extend(
+            page.shards
+                .into_iter()
+                .filter(|s| s.parent.as_deref() == Some(parent)),
+        );
+        match page.last_evaluated_shard_id {
+            Some(last) => start = Some(last),
+            None => return Ok(children),
+        }
+    }
+}
+
+/// The stream to read among the table's streams: the newest by label.
+pub fn newest(streams: &[StreamSummary]) -> Option<&StreamSummary> {
+    streams.iter().max_by(|a, b| a.label.cmp(&b.label))
+}
