@@ -355,7 +355,11 @@ async fn trimmed_data_is_reported_and_reading_goes_on_from_trim_horizon() {
             e.iter().any(|ev| ev.id == later)
         })
         .await;
-    assert_eq!(run.metrics.trimmed_data.get(), 1, "a position of ours fell out: counted as loss");
+    assert_eq!(
+        run.metrics.trimmed_data.get(),
+        1,
+        "a position of ours fell out: counted as loss"
+    );
     let trim_horizons = api.count(|c| {
         matches!(
             c,
@@ -375,11 +379,25 @@ async fn an_iterator_trimmed_before_anything_was_read_is_no_loss() {
     let s = api.add_stream("2024-01-01T00:00:00.000");
     api.add_shard(&s, "a", None);
     let ids: Vec<String> = (0..4).map(|v| api.write(&s, "a", "x", v)).collect();
-    api.fail(Op::GetRecords, ApiError::TrimmedData("TrimmedDataAccessException".into()));
-    let run = start(&api, Arc::new(MemoryStore::new()), StartingPosition::TrimHorizon).await;
-    run.sink.wait_for(WAIT, "every change", |e| e.len() >= 4).await;
+    api.fail(
+        Op::GetRecords,
+        ApiError::TrimmedData("TrimmedDataAccessException".into()),
+    );
+    let run = start(
+        &api,
+        Arc::new(MemoryStore::new()),
+        StartingPosition::TrimHorizon,
+    )
+    .await;
+    run.sink
+        .wait_for(WAIT, "every change", |e| e.len() >= 4)
+        .await;
     assert_eq!(run.sink.ids(), ids);
-    assert_eq!(run.metrics.trimmed_data.get(), 0, "no position of ours was trimmed");
+    assert_eq!(
+        run.metrics.trimmed_data.get(),
+        0,
+        "no position of ours was trimmed"
+    );
     run.stop().await;
 }
 

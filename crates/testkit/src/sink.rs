@@ -273,11 +273,11 @@ impl RecordingSink {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             changes.borrow_and_update();
-            {
-                let recorded = self.state.recorded.lock().unwrap();
-                if condition(&recorded.events) {
-                    return Ok(recorded.events.clone());
-                }
+            // The condition runs without the lock held, so it may use the
+            // sink's other accessors (`rejected`, `status_counts`...).
+            let events = self.events();
+            if condition(&events) {
+                return Ok(events);
             }
             match tokio::time::timeout_at(deadline, changes.changed()).await {
                 Ok(Ok(())) => continue,

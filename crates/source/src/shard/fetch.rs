@@ -147,7 +147,9 @@ fn handle(
             );
             cursor.iterator = None;
         }
-        ApiError::TrimmedData(detail) if !matches!(cursor.resume, IteratorPosition::AfterSequence(_)) => {
+        ApiError::TrimmedData(detail)
+            if !matches!(cursor.resume, IteratorPosition::AfterSequence(_)) =>
+        {
             // Nothing of this shard was read yet, so no position of ours
             // fell out of the window: the iterator's own start moved (DynamoDB
             // Local does this to iterators taken on an empty shard).
@@ -157,7 +159,8 @@ fn handle(
         }
         ApiError::TrimmedData(detail) => {
             ctx.metrics.trimmed_data.inc();
-            let what = format!("{detail}; reading on from the oldest record still kept (TRIM_HORIZON)");
+            let what =
+                format!("{detail}; reading on from the oldest record still kept (TRIM_HORIZON)");
             tracing::error!(shard, resume = ?cursor.resume, "RECORDS LOST: the stream trimmed records this source had not read yet: {what}");
             ctx.health.data_lost(shard, what);
             cursor.iterator = None;
