@@ -99,8 +99,6 @@ async fn kill_9_three_times_while_a_thousand_changes_are_written_loses_nothing()
     eprintln!(
         "kills at (changes written, events received): {kills:?}; duplicates after restarts: {duplicates}"
     );
-    adapter.terminate()?;
-    assert!(adapter.wait_exit(WAIT).await?.success());
-    assert_clean_output(&adapter);
+    common::stop(&mut adapter).await;
     Ok(())
 }

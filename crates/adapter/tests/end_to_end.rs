@@ -200,9 +200,7 @@ async fn without_a_sink_events_are_json_lines_on_stdout_and_health_and_metrics_a
             log["level"].as_str().unwrap().to_lowercase()
         );
     }
-    adapter.terminate()?;
-    assert!(adapter.wait_exit(WAIT).await?.success());
-    assert_clean_output(&adapter);
+    common::stop(&mut adapter).await;
     Ok(())
 }
 

@@ -11,7 +11,7 @@ use awsdynamodb_testkit::{
     AdapterProcess, AttributeValue, DynamoDbLocal, Fault, FaultProxy, KeyShape, Op, RecordingSink,
     StreamViewType, TestTable, items,
 };
-use common::{WAIT, assert_all_arrived_in_order, assert_clean_output, spawn_healthy};
+use common::{WAIT, assert_all_arrived_in_order};
 
 const ITEMS: usize = 12;
 
@@ -74,22 +74,13 @@ async fn splits_while_writing_keep_every_change_in_order() -> anyhow::Result<()>
         proxy.honour_shard_filter(honour_filter);
         proxy.describe_page_size(Some(2));
         let sink = RecordingSink::start().await?;
-        let state = tempfile::tempdir()?;
-        let mut adapter = spawn_healthy(common::env(
-            table.arn(),
-            &proxy.endpoint(),
-            Some(&sink.url()),
-            state.path(),
-        ))
-        .await;
+        let (mut adapter, _state) = common::start_adapter(&table, &proxy.endpoint(), &sink).await;
         let logs = split_while_writing(&proxy, &table, &sink, &adapter).await?;
         assert!(
             logs.iter()
                 .any(|l| l.contains("starting the children of a finished shard"))
         );
-        adapter.terminate()?;
-        assert!(adapter.wait_exit(WAIT).await?.success());
-        assert_clean_output(&adapter);
+        common::stop(&mut adapter).await;
     }
     Ok(())
 }
@@ -104,21 +95,12 @@ async fn expired_iterators_throttling_and_server_errors_lose_nothing() -> anyhow
     proxy.fail_ratio(Op::DescribeStream, 0.3, Fault::Internal);
     proxy.fail_ratio(Op::ListStreams, 0.3, Fault::Throttling);
     let sink = RecordingSink::start().await?;
-    let state = tempfile::tempdir()?;
-    let mut adapter = spawn_healthy(common::env(
-        table.arn(),
-        &proxy.endpoint(),
-        Some(&sink.url()),
-        state.path(),
-    ))
-    .await;
+    let (mut adapter, _state) = common::start_adapter(&table, &proxy.endpoint(), &sink).await;
     split_while_writing(&proxy, &table, &sink, &adapter).await?;
     assert!(
         proxy.calls(Op::GetShardIterator) > 5,
         "iterators were renewed"
     );
-    adapter.terminate()?;
-    assert!(adapter.wait_exit(WAIT).await?.success());
-    assert_clean_output(&adapter);
+    common::stop(&mut adapter).await;
     Ok(())
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 use awsdynamodb_testkit::{
     AttributeValue, DynamoDbLocal, KeyShape, RecordingSink, StreamViewType, TestTable, items,
 };
-use common::{WAIT, assert_all_arrived_in_order, assert_clean_output, spawn_healthy};
+use common::{WAIT, assert_all_arrived_in_order, assert_clean_output};
 
 const ITEMS: usize = 10;
 const UPDATES: usize = 40;
@@ -23,14 +23,7 @@ async fn a_flaky_sink_that_also_goes_down_gets_every_change_in_order_per_item() 
         Arc::new(TestTable::create(ddb, KeyShape::Hash, StreamViewType::NewAndOldImages).await?);
     let sink = RecordingSink::start().await?;
     sink.reject_ratio(0.3, 503);
-    let state = tempfile::tempdir()?;
-    let mut adapter = spawn_healthy(common::env(
-        table.arn(),
-        ddb.endpoint(),
-        Some(&sink.url()),
-        state.path(),
-    ))
-    .await;
+    let (mut adapter, _state) = common::start_adapter(&table, ddb.endpoint(), &sink).await;
 
     let written = Arc::new(AtomicUsize::new(0));
     let writer = tokio::spawn({
@@ -74,9 +67,7 @@ async fn a_flaky_sink_that_also_goes_down_gets_every_change_in_order_per_item() 
         "the sink really rejected: {:?}",
         sink.status_counts()
     );
-    adapter.terminate()?;
-    assert!(adapter.wait_exit(WAIT).await?.success());
-    assert_clean_output(&adapter);
+    common::stop(&mut adapter).await;
     Ok(())
 }
 
@@ -99,14 +90,7 @@ async fn an_event_refused_with_400_is_dropped_and_the_stream_goes_on() -> anyhow
         },
         400,
     );
-    let state = tempfile::tempdir()?;
-    let mut adapter = spawn_healthy(common::env(
-        table.arn(),
-        ddb.endpoint(),
-        Some(&sink.url()),
-        state.path(),
-    ))
-    .await;
+    let (mut adapter, state) = common::start_adapter(&table, ddb.endpoint(), &sink).await;
     for i in 0..20 {
         table
             .put(items::with_value(items::key(&format!("k{i}")), i))

@@ -7,7 +7,7 @@ mod common;
 use awsdynamodb_testkit::{
     DynamoDbLocal, KeyShape, RecordingSink, StreamViewType, TestTable, items,
 };
-use common::{WAIT, assert_all_arrived_in_order, assert_clean_output, spawn_healthy};
+use common::{WAIT, assert_all_arrived_in_order};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_change_of_both_streams_arrives() -> anyhow::Result<()> {
@@ -17,14 +17,7 @@ async fn every_change_of_both_streams_arrives() -> anyhow::Result<()> {
     // Slow deliveries, so the old stream still has unread changes when it is
     // disabled.
     sink.set_delay(Some(std::time::Duration::from_millis(100)));
-    let state = tempfile::tempdir()?;
-    let mut adapter = spawn_healthy(common::env(
-        table.arn(),
-        ddb.endpoint(),
-        Some(&sink.url()),
-        state.path(),
-    ))
-    .await;
+    let (mut adapter, _state) = common::start_adapter(&table, ddb.endpoint(), &sink).await;
     let pid = adapter.pid();
 
     for i in 0..60 {
@@ -75,8 +68,6 @@ async fn every_change_of_both_streams_arrives() -> anyhow::Result<()> {
     );
     adapter.wait_healthy(WAIT).await?;
     assert_eq!(adapter.pid(), pid, "no restart");
-    adapter.terminate()?;
-    assert!(adapter.wait_exit(WAIT).await?.success());
-    assert_clean_output(&adapter);
+    common::stop(&mut adapter).await;
     Ok(())
 }

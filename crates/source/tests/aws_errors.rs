@@ -38,9 +38,12 @@ fn error(kind: &str) -> &'static str {
     )
 }
 
+/// (status, error type, what the engine must see)
+type Case = (u16, &'static str, fn(&ApiError) -> bool);
+
 #[tokio::test]
 async fn service_errors_are_sorted_by_what_to_do() {
-    let cases: Vec<(u16, &str, fn(&ApiError) -> bool)> = vec![
+    let cases: Vec<Case> = vec![
         (400, "ExpiredIteratorException", |e| {
             *e == ApiError::ExpiredIterator
         }),

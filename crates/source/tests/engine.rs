@@ -295,9 +295,7 @@ async fn new_shards_are_found_by_the_periodic_refresh_and_describe_pages_are_fol
 
 #[tokio::test]
 async fn an_expired_iterator_is_renewed_after_the_last_record_read() {
-    let api = FakeStreams::new();
-    let s = api.add_stream("2024-01-01T00:00:00.000");
-    api.add_shard(&s, "a", None);
+    let (api, s) = FakeStreams::with_one_shard();
     let ids: Vec<String> = (0..7).map(|v| api.write(&s, "a", "x", v)).collect();
     api.pass(Op::GetRecords);
     api.fail(Op::GetRecords, ApiError::ExpiredIterator);
@@ -333,9 +331,7 @@ async fn an_expired_iterator_is_renewed_after_the_last_record_read() {
 
 #[tokio::test]
 async fn trimmed_data_is_reported_and_reading_goes_on_from_trim_horizon() {
-    let api = FakeStreams::new();
-    let s = api.add_stream("2024-01-01T00:00:00.000");
-    api.add_shard(&s, "a", None);
+    let (api, s) = FakeStreams::with_one_shard();
     for v in 0..4 {
         api.write(&s, "a", "x", v);
     }
@@ -375,9 +371,7 @@ async fn trimmed_data_is_reported_and_reading_goes_on_from_trim_horizon() {
 
 #[tokio::test]
 async fn an_iterator_trimmed_before_anything_was_read_is_no_loss() {
-    let api = FakeStreams::new();
-    let s = api.add_stream("2024-01-01T00:00:00.000");
-    api.add_shard(&s, "a", None);
+    let (api, s) = FakeStreams::with_one_shard();
     let ids: Vec<String> = (0..4).map(|v| api.write(&s, "a", "x", v)).collect();
     api.fail(
         Op::GetRecords,
@@ -403,9 +397,7 @@ async fn an_iterator_trimmed_before_anything_was_read_is_no_loss() {
 
 #[tokio::test]
 async fn throttling_and_transient_errors_are_retried() {
-    let api = FakeStreams::new();
-    let s = api.add_stream("2024-01-01T00:00:00.000");
-    api.add_shard(&s, "a", None);
+    let (api, s) = FakeStreams::with_one_shard();
     let ids: Vec<String> = (0..5).map(|v| api.write(&s, "a", "x", v)).collect();
     for e in [
         ApiError::Throttled("LimitExceededException".into()),
@@ -464,9 +456,7 @@ async fn a_failing_sink_is_retried_and_each_item_keeps_its_order() {
 
 #[tokio::test]
 async fn a_restart_resumes_after_the_checkpoint() {
-    let api = FakeStreams::new();
-    let s = api.add_stream("2024-01-01T00:00:00.000");
-    api.add_shard(&s, "a", None);
+    let (api, s) = FakeStreams::with_one_shard();
     let first: Vec<String> = (0..5).map(|v| api.write(&s, "a", "x", v)).collect();
     let store = Arc::new(MemoryStore::new());
     let run = start(&api, store.clone(), StartingPosition::TrimHorizon).await;
@@ -525,9 +515,7 @@ async fn latest_skips_old_changes_and_a_restart_before_any_delivery_loses_nothin
 
 #[tokio::test]
 async fn a_timestamp_start_skips_older_changes() {
-    let api = FakeStreams::new();
-    let s = api.add_stream("2024-01-01T00:00:00.000");
-    api.add_shard(&s, "a", None);
+    let (api, s) = FakeStreams::with_one_shard();
     api.write_at(&s, "a", "x", 0, 1_704_067_200); // 2024-01-01T00:00:00Z
     let kept = api.write_at(&s, "a", "x", 1, 1_704_070_800); // 01:00
     let at = "2024-01-01T00:30:00Z".parse().unwrap();
@@ -576,9 +564,7 @@ async fn a_disabled_stream_is_drained_then_the_new_stream_is_read_from_its_start
 
 #[tokio::test]
 async fn a_vanished_stream_makes_the_source_unhealthy_until_a_new_one_appears() {
-    let api = FakeStreams::new();
-    let s = api.add_stream("2024-01-01T00:00:00.000");
-    api.add_shard(&s, "a", None);
+    let (api, s) = FakeStreams::with_one_shard();
     let run = start(
         &api,
         Arc::new(MemoryStore::new()),
@@ -622,9 +608,7 @@ async fn a_vanished_stream_makes_the_source_unhealthy_until_a_new_one_appears() 
 
 #[tokio::test]
 async fn shutdown_abandons_stuck_deliveries_within_the_bound_and_checkpoints_only_what_is_done() {
-    let api = FakeStreams::new();
-    let s = api.add_stream("2024-01-01T00:00:00.000");
-    api.add_shard(&s, "a", None);
+    let (api, s) = FakeStreams::with_one_shard();
     for v in 0..3 {
         api.write(&s, "a", "x", v);
     }

@@ -5,6 +5,10 @@
 //! service sends it. It goes through the real AWS SDK for Rust (a fake at
 //! its HTTP layer serves the bytes), and every record's encoding must equal
 //! the matching line of `NAME.golden.jsonl`, byte for byte.
+//!
+//! `testdata/golden/beyond-wire/` is not tested: it documents inputs the
+//! service never sends (invalid unions, out-of-range times) where aws-sdk-go
+//! v1 has quirks; the Rust SDK refuses most of them outright.
 
 use std::path::{Path, PathBuf};
 

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use aws_sdk_dynamodbstreams::types::Record;
-use awsdynamodb_testkit::{AdapterProcess, ReceivedEvent, free_port};
+use awsdynamodb_testkit::{AdapterProcess, ReceivedEvent, RecordingSink, TestTable, free_port};
 
 pub const BINARY: &str = env!("CARGO_BIN_EXE_awsdynamodbsource-adapter");
 /// Given to the adapter as its AWS secret key: it must never appear in its output.
@@ -60,6 +60,26 @@ pub async fn spawn_healthy(env: Vec<(String, String)>) -> AdapterProcess {
         .await
         .expect("the adapter becomes healthy");
     adapter
+}
+
+/// A healthy adapter reading `table` through `endpoint` into `sink`, with
+/// its checkpoints in a new folder (kept as long as the returned guard).
+pub async fn start_adapter(
+    table: &TestTable,
+    endpoint: &str,
+    sink: &RecordingSink,
+) -> (AdapterProcess, tempfile::TempDir) {
+    let state = tempfile::tempdir().expect("a checkpoint folder");
+    let adapter = spawn_healthy(env(table.arn(), endpoint, Some(&sink.url()), state.path())).await;
+    (adapter, state)
+}
+
+/// SIGTERM: the adapter must exit 0 with clean output.
+pub async fn stop(adapter: &mut AdapterProcess) {
+    adapter.terminate().expect("SIGTERM");
+    let status = adapter.wait_exit(WAIT).await.expect("the adapter exits");
+    assert!(status.success(), "SIGTERM ends with 0, not {status}");
+    assert_clean_output(adapter);
 }
 
 /// No line the adapter wrote may carry the secret key, and none may be a

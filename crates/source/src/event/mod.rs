@@ -71,6 +71,21 @@ impl CloudEvent {
     }
 }
 
+#[cfg(test)]
+impl CloudEvent {
+    /// An event with only an id, for tests of the stages after `event`.
+    pub(crate) fn with_id(id: impl Into<String>) -> Self {
+        CloudEvent {
+            id: id.into(),
+            source: "s".into(),
+            subject: None,
+            time: None,
+            extensions: vec![],
+            data: Default::default(),
+        }
+    }
+}
+
 /// Turns the records of one stream into events.
 #[derive(Debug, Clone)]
 pub struct EventBuilder {

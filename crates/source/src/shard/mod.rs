@@ -131,16 +131,18 @@ impl ShardReader {
         let mut pause = Duration::ZERO;
         let mut end: Option<ShardEnd> = None;
         loop {
-            if end.is_none() && fetching.is_none() && window.outstanding() < ctx.read_ahead {
-                if let Some(c) = cursor.take() {
-                    fetching = Some(Box::pin(next_page(
-                        ctx.clone(),
-                        self.stream.clone(),
-                        self.shard.clone(),
-                        c,
-                        pause,
-                    )));
-                }
+            if end.is_none()
+                && fetching.is_none()
+                && window.outstanding() < ctx.read_ahead
+                && let Some(c) = cursor.take()
+            {
+                fetching = Some(Box::pin(next_page(
+                    ctx.clone(),
+                    self.stream.clone(),
+                    self.shard.clone(),
+                    c,
+                    pause,
+                )));
             }
             if end.is_some() && window.in_flight() == 0 {
                 break;

@@ -129,17 +129,6 @@ mod tests {
     use crate::checkpoint::OrderedFinalizer;
     use crate::record::SequenceNumber;
 
-    fn event(id: String) -> CloudEvent {
-        CloudEvent {
-            id,
-            source: "s".into(),
-            subject: None,
-            time: None,
-            extensions: vec![],
-            data: Default::default(),
-        }
-    }
-
     /// 300 events over 7 items with random delivery times: at most
     /// `max` in flight, never two of one item at once, each item's events
     /// completed in push order, and everything completes.
@@ -181,7 +170,7 @@ mod tests {
             window.push(Pending {
                 ticket,
                 item: items[item],
-                event: event(format!("{item}-{n}")),
+                event: CloudEvent::with_id(format!("{item}-{n}")),
             });
             assert!(window.in_flight() <= max);
             while window.outstanding() > 20 {

@@ -141,14 +141,7 @@ mod tests {
     }
 
     fn event() -> CloudEvent {
-        CloudEvent {
-            id: "e".into(),
-            source: "s".into(),
-            subject: None,
-            time: None,
-            extensions: vec![],
-            data: Default::default(),
-        }
+        CloudEvent::with_id("e")
     }
 
     #[tokio::test(start_paused = true)]

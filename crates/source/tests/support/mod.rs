@@ -108,6 +108,14 @@ impl FakeStreams {
         f
     }
 
+    /// A stream with one open shard, `a`; returns the model and the stream ARN.
+    pub fn with_one_shard() -> (FakeStreams, String) {
+        let api = FakeStreams::new();
+        let s = api.add_stream("2024-01-01T00:00:00.000");
+        api.add_shard(&s, "a", None);
+        (api, s)
+    }
+
     pub fn add_stream(&self, label: &str) -> String {
         let arn = format!("{TABLE_ARN}/stream/{label}");
         self.state.lock().unwrap().streams.push(FakeStream {
