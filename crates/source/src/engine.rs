@@ -633,22 +633,25 @@ impl StreamRun<'_> {
                             }
                             self.tree.set_state(&id, ShardState::Finished);
                             if !self.adopt_children(&id).await {
+                                // No child listed yet: the full list also
+                                // tells whether the stream was disabled.
                                 if let Err(why) = self.refresh().await {
                                     vanished = Some(why);
                                 }
-                                if self.tree.readable().is_empty() && self.status != StreamStatus::Disabled {
+                                if !self.tree.has_children(&id) && self.status != StreamStatus::Disabled {
                                     orphans.push(id);
                                     child_check.get_or_insert((Instant::now() + CHILD_CHECKS[0], 0));
                                 }
                             }
                         }
                         ShardEnd::Stopped | ShardEnd::Vanished(_) => {
+                            // Restarted from its checkpoint by the next
+                            // refresh, if the stream still lists it; not at
+                            // once, so a shard that keeps vanishing cannot
+                            // hammer DescribeStream.
                             self.tree.set_state(&id, ShardState::Waiting);
                             if let ShardEnd::Vanished(why) = &end {
-                                tracing::warn!(shard = %id, %why, "shard vanished; refreshing the shard list");
-                            }
-                            if let Err(why) = self.refresh().await {
-                                vanished = Some(why);
+                                tracing::warn!(shard = %id, %why, "shard vanished");
                             }
                         }
                     }

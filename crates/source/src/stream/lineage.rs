@@ -92,6 +92,13 @@ impl ShardTree {
             .collect()
     }
 
+    /// Some known shard names `id` as its parent.
+    pub fn has_children(&self, id: &str) -> bool {
+        self.shards
+            .values()
+            .any(|e| e.info.parent.as_deref() == Some(id))
+    }
+
     /// Every known shard is finished (and at least one is known).
     pub fn all_finished(&self) -> bool {
         !self.shards.is_empty()
