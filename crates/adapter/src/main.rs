@@ -82,7 +82,7 @@ async fn run(s: Settings) -> Result<(), String> {
         arn = %s.arn,
         sink = %s.sink.as_ref().map(redact).unwrap_or_else(|| "stdout".into()),
         starting_position = ?s.starting_position,
-        max_in_flight = s.max_in_flight,
+        max_in_flight = max_in_flight(&s),
         "starting"
     );
 
@@ -134,7 +134,7 @@ async fn run(s: Settings) -> Result<(), String> {
     let mut config = EngineConfig::new(s.arn.clone());
     config.starting_position = s.starting_position.clone();
     config.overrides = s.overrides.clone();
-    config.max_in_flight = s.max_in_flight;
+    config.max_in_flight = max_in_flight(&s);
     config.poll_interval = s.poll_interval;
     config.shutdown_timeout = s.shutdown_timeout;
     let engine = Engine::new(config, api, sink, checkpoints, health, metrics);
@@ -144,6 +144,12 @@ async fn run(s: Settings) -> Result<(), String> {
     engine.run(shutdown).await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Writing to standard output is immediate: one event at a time costs
+/// nothing there and keeps the lines in stream order.
+fn max_in_flight(s: &Settings) -> usize {
+    if s.sink.is_some() { s.max_in_flight } else { 1 }
 }
 
 /// Cancels `shutdown` on SIGTERM or SIGINT.

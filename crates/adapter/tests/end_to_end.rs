@@ -161,12 +161,32 @@ async fn without_a_sink_events_are_json_lines_on_stdout_and_health_and_metrics_a
     adapter.wait_healthy(WAIT).await?;
     assert_eq!(http.get(&health_url).send().await?.status(), 204);
 
-    for i in 0..3 {
+    for i in 0..20 {
         table
             .put(items::with_value(items::key(&format!("k{i}")), i))
             .await?;
     }
-    let lines = adapter.wait_for_stdout(|l| l.len() >= 3, WAIT).await?;
+    let lines = adapter.wait_for_stdout(|l| l.len() >= 20, WAIT).await?;
+    let stream = table.latest_stream_arn().await?.unwrap();
+    let in_stream_order: Vec<String> = table
+        .read_all_records(&stream)
+        .await?
+        .iter()
+        .map(common::event_id)
+        .collect();
+    let printed: Vec<String> = lines
+        .iter()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(
+        printed, in_stream_order,
+        "standard output keeps stream order"
+    );
     for line in &lines {
         let event: serde_json::Value = serde_json::from_str(line)?;
         assert_eq!(event["specversion"], "1.0");
@@ -179,8 +199,8 @@ async fn without_a_sink_events_are_json_lines_on_stdout_and_health_and_metrics_a
     }
     let metrics = http.get(&metrics_url).send().await?.text().await?;
     for name in [
-        "awsdynamodbsource_records_read_total 3",
-        "awsdynamodbsource_events_delivered_total 3",
+        "awsdynamodbsource_records_read_total 20",
+        "awsdynamodbsource_events_delivered_total 20",
         "awsdynamodbsource_getrecords_calls_total",
         "awsdynamodbsource_shards_owned 1",
         "awsdynamodbsource_shard_lag_seconds{",
