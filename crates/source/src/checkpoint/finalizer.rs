@@ -6,8 +6,9 @@ use std::collections::VecDeque;
 
 use crate::record::SequenceNumber;
 
-/// Names one event handed out by [`OrderedFinalizer::push`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// Names one event handed out by [`OrderedFinalizer::push`]; tickets order
+/// as their events do in the shard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Ticket(u64);
 
 /// Sequence numbers in hand-out order, each done or not.

@@ -2,7 +2,7 @@
 //! once, but never two of the same item, so each item's changes reach the
 //! sink in stream order while different items overtake each other.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
 
@@ -44,8 +44,10 @@ pub struct DeliveryWindow<S> {
     max_in_flight: usize,
     start: S,
     items: HashMap<ItemKey, ItemQueue>,
-    /// Items whose next event may start, oldest first.
-    runnable: VecDeque<ItemKey>,
+    /// Items whose next event may start, by that event's place in the shard:
+    /// the oldest event that may go goes first (with one in flight, the sink
+    /// sees exactly the stream's order).
+    runnable: BTreeMap<Ticket, ItemKey>,
     in_flight: FuturesUnordered<InFlight>,
     outstanding: usize,
 }
@@ -59,7 +61,7 @@ where
             max_in_flight: max_in_flight.max(1),
             start,
             items: HashMap::new(),
-            runnable: VecDeque::new(),
+            runnable: BTreeMap::new(),
             in_flight: FuturesUnordered::new(),
             outstanding: 0,
         }
@@ -67,11 +69,11 @@ where
 
     /// Queues an event; it starts as soon as the window and its item allow.
     pub fn push(&mut self, pending: Pending) {
-        let item = pending.item;
+        let (item, ticket) = (pending.item, pending.ticket);
         let queue = self.items.entry(item).or_default();
         queue.waiting.push_back(pending);
         if !queue.running && queue.waiting.len() == 1 {
-            self.runnable.push_back(item);
+            self.runnable.insert(ticket, item);
         }
         self.outstanding += 1;
         self.fill();
@@ -79,7 +81,7 @@ where
 
     fn fill(&mut self) {
         while self.in_flight.len() < self.max_in_flight {
-            let Some(item) = self.runnable.pop_front() else {
+            let Some((_, item)) = self.runnable.pop_first() else {
                 return;
             };
             let Some(queue) = self.items.get_mut(&item) else {
@@ -100,10 +102,13 @@ where
         self.outstanding -= 1;
         if let Some(queue) = self.items.get_mut(&done.item) {
             queue.running = false;
-            if queue.waiting.is_empty() {
-                self.items.remove(&done.item);
-            } else {
-                self.runnable.push_back(done.item);
+            match queue.waiting.front() {
+                Some(next) => {
+                    self.runnable.insert(next.ticket, done.item);
+                }
+                None => {
+                    self.items.remove(&done.item);
+                }
             }
         }
         self.fill();
@@ -128,6 +133,52 @@ mod tests {
     use super::*;
     use crate::checkpoint::OrderedFinalizer;
     use crate::record::SequenceNumber;
+
+    /// With one in flight, events go in exactly the order they came, items
+    /// mixed.
+    #[tokio::test]
+    async fn one_in_flight_keeps_the_shards_order() {
+        let sent: Arc<Mutex<Vec<String>>> = Arc::default();
+        let sent_in = sent.clone();
+        let mut window = DeliveryWindow::new(1, move |p: Pending| {
+            sent_in.lock().unwrap().push(p.event.id.clone());
+            Box::pin(async move {
+                tokio::task::yield_now().await;
+                Completed {
+                    ticket: p.ticket,
+                    item: p.item,
+                    delivery: Delivery::Delivered,
+                }
+            }) as InFlight
+        });
+        let mut finalizer = OrderedFinalizer::default();
+        let key = |k: u8| {
+            ItemKey::of(Some(
+                &[(
+                    "k".to_string(),
+                    crate::record::AttributeValue::N(k.to_string()),
+                )]
+                .into(),
+            ))
+        };
+        // Every other event changes item 0; the others each a new item.
+        let item_of = |n: usize| if n % 2 == 0 { 0 } else { n as u8 };
+        let pushed: Vec<String> = (0..40usize)
+            .map(|n| format!("{}-{n}", item_of(n)))
+            .collect();
+        for (n, id) in pushed.iter().enumerate() {
+            let ticket = finalizer.push(SequenceNumber::parse(&(n + 1).to_string()).unwrap());
+            window.push(Pending {
+                ticket,
+                item: key(item_of(n)),
+                event: CloudEvent::with_id(id.clone()),
+            });
+        }
+        while window.in_flight() > 0 {
+            window.next_completed().await.unwrap();
+        }
+        assert_eq!(*sent.lock().unwrap(), pushed);
+    }
 
     /// 300 events over 7 items with random delivery times: at most
     /// `max` in flight, never two of one item at once, each item's events
