@@ -78,6 +78,17 @@ impl TestTable {
             TABLE_COUNTER.fetch_add(1, Ordering::Relaxed),
             millis
         );
+        Self::create_named(endpoint, name, key_shape, view).await
+    }
+
+    /// Creates the table `name` with its stream enabled (`view`) and waits until it is
+    /// ACTIVE. Fails when it exists.
+    pub async fn create_named(
+        endpoint: &str,
+        name: String,
+        key_shape: KeyShape,
+        view: StreamViewType,
+    ) -> Result<TestTable> {
         let ddb = crate::dynamodb_client(endpoint, crate::Retries::Standard);
         let streams = crate::streams_client(endpoint, crate::Retries::Standard);
         let mut req = ddb

@@ -1,18 +1,16 @@
 //! `demo-writer`: the demo's table and its changes, for `scripts/demo`.
 //!
-//! `demo-writer ENDPOINT TABLE setup` creates TABLE (hash key `pk`, range key
-//! `sk`, a NEW_AND_OLD_IMAGES stream) unless it exists, and prints its ARN.
+//! `demo-writer ENDPOINT TABLE setup` creates TABLE (hash key `pk` S, range
+//! key `sk` N, a NEW_AND_OLD_IMAGES stream) unless it exists, and prints its
+//! ARN.
 //! `demo-writer ENDPOINT TABLE write` then inserts, updates and deletes an
 //! order every second, until stopped.
 
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
-    ScalarAttributeType, StreamSpecification, StreamViewType,
-};
-use awsdynamodb_testkit::{Retries, dynamodb_client};
+use aws_sdk_dynamodb::types::AttributeValue;
+use awsdynamodb_testkit::{KeyShape, Retries, StreamViewType, TestTable, dynamodb_client};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<()> {
@@ -22,14 +20,14 @@ async fn main() -> Result<()> {
     };
     let ddb = dynamodb_client(endpoint, Retries::Standard);
     match command.as_str() {
-        "setup" => println!("{}", setup(&ddb, table).await?),
+        "setup" => println!("{}", setup(&ddb, endpoint, table).await?),
         "write" => write(&ddb, table).await?,
         other => bail!("unknown command {other:?}: setup or write"),
     }
     Ok(())
 }
 
-async fn setup(ddb: &aws_sdk_dynamodb::Client, table: &str) -> Result<String> {
+async fn setup(ddb: &aws_sdk_dynamodb::Client, endpoint: &str, table: &str) -> Result<String> {
     if let Ok(found) = ddb.describe_table().table_name(table).send().await {
         return found
             .table()
@@ -37,40 +35,15 @@ async fn setup(ddb: &aws_sdk_dynamodb::Client, table: &str) -> Result<String> {
             .map(str::to_owned)
             .context("no table ARN");
     }
-    let key = |name: &str, kind: KeyType| {
-        KeySchemaElement::builder()
-            .attribute_name(name)
-            .key_type(kind)
-            .build()
-    };
-    let attr = |name: &str, ty: ScalarAttributeType| {
-        AttributeDefinition::builder()
-            .attribute_name(name)
-            .attribute_type(ty)
-            .build()
-    };
-    let created = ddb
-        .create_table()
-        .table_name(table)
-        .key_schema(key("pk", KeyType::Hash)?)
-        .key_schema(key("sk", KeyType::Range)?)
-        .attribute_definitions(attr("pk", ScalarAttributeType::S)?)
-        .attribute_definitions(attr("sk", ScalarAttributeType::N)?)
-        .billing_mode(BillingMode::PayPerRequest)
-        .stream_specification(
-            StreamSpecification::builder()
-                .stream_enabled(true)
-                .stream_view_type(StreamViewType::NewAndOldImages)
-                .build()?,
-        )
-        .send()
-        .await
-        .with_context(|| format!("cannot create table {table}"))?;
-    created
-        .table_description()
-        .and_then(|t| t.table_arn())
-        .map(str::to_owned)
-        .context("no table ARN")
+    let created = TestTable::create_named(
+        endpoint,
+        table.to_owned(),
+        KeyShape::HashRange,
+        StreamViewType::NewAndOldImages,
+    )
+    .await
+    .with_context(|| format!("cannot create table {table}"))?;
+    Ok(created.arn().to_owned())
 }
 
 async fn write(ddb: &aws_sdk_dynamodb::Client, table: &str) -> Result<()> {
