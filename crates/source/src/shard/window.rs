@@ -162,7 +162,7 @@ mod tests {
             ))
         };
         // Every other event changes item 0; the others each a new item.
-        let item_of = |n: usize| if n % 2 == 0 { 0 } else { n as u8 };
+        let item_of = |n: usize| if n.is_multiple_of(2) { 0 } else { n as u8 };
         let pushed: Vec<String> = (0..40usize)
             .map(|n| format!("{}-{n}", item_of(n)))
             .collect();
