@@ -25,6 +25,7 @@ use prometheus_client::registry::Registry;
 use tokio_util::sync::CancellationToken;
 
 fn main() -> ExitCode {
+    one_malloc_arena();
     let args = match Args::try_parse() {
         Ok(args) => args,
         Err(e) if !e.use_stderr() => {
@@ -167,4 +168,16 @@ async fn on_signal(shutdown: CancellationToken) {
         _ = int.recv() => tracing::info!("SIGINT: finishing deliveries in flight, then stopping"),
     }
     shutdown.cancel();
+}
+
+/// glibc gives each thread that allocates its own arena, and each arena
+/// keeps freed pages: the drain benchmark peaked near 29 MB with them and
+/// near 23 MB with one, at the same throughput (threads still cache small
+/// blocks locally). Called first, before any thread exists.
+fn one_malloc_arena() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets an allocator parameter; no other thread runs yet.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 1);
+    }
 }

@@ -69,8 +69,12 @@ pub struct EngineConfig {
     pub max_in_flight: usize,
     /// Undone events per shard below which the next page is fetched.
     pub read_ahead: usize,
-    /// Pause after an empty page.
+    /// Pause after an empty page once the shard is idle.
     pub poll_interval: Duration,
+    /// Pause after an empty page while the shard is active (had records in
+    /// the last `active_window`): changes arriving now are sent within it.
+    pub active_poll_interval: Duration,
+    pub active_window: Duration,
     /// How often the shard list is refreshed (new shards are found within it).
     pub discovery_interval: Duration,
     /// How often changed checkpoints are saved.
@@ -89,6 +93,8 @@ impl EngineConfig {
             max_in_flight: 64,
             read_ahead: 1000,
             poll_interval: Duration::from_millis(250),
+            active_poll_interval: Duration::from_millis(20),
+            active_window: Duration::from_secs(5),
             discovery_interval: Duration::from_secs(5),
             checkpoint_interval: Duration::from_secs(1),
             shutdown_timeout: Duration::from_secs(20),
@@ -233,6 +239,8 @@ impl Engine {
             max_in_flight: config.max_in_flight,
             read_ahead: config.read_ahead,
             poll_interval: config.poll_interval,
+            active_poll_interval: config.active_poll_interval.min(config.poll_interval),
+            active_window: config.active_window,
         });
         Engine {
             config,

@@ -48,6 +48,17 @@ fn config(start: StartingPosition) -> EngineConfig {
     c
 }
 
+/// `start_with` an empty checkpoint store and an accepting sink.
+async fn start_fresh(api: &FakeStreams, config: EngineConfig) -> Running {
+    start_with(
+        api,
+        Arc::new(MemoryStore::new()),
+        config,
+        Arc::new(MemorySink::default()),
+    )
+    .await
+}
+
 async fn start_with(
     api: &FakeStreams,
     store: Arc<MemoryStore>,
@@ -156,15 +167,17 @@ async fn parents_are_delivered_before_children_and_finished_shards_are_not_polle
         parent_ids.push(api.write(&s, "p", &format!("item{}", v % 3), v));
     }
     api.close_shard(&s, "p");
+    // A split divides the key range: siblings never hold the same item, so
+    // c1 (and its child g) hold item0 and item1, c2 holds item2.
     let c1 = (10..14)
-        .map(|v| api.write(&s, "c1", &format!("item{}", v % 3), v))
+        .map(|v| api.write(&s, "c1", &format!("item{}", v % 2), v))
         .collect::<Vec<_>>();
     let c2 = (20..23)
-        .map(|v| api.write(&s, "c2", &format!("item{}", v % 3), v))
+        .map(|v| api.write(&s, "c2", "item2", v))
         .collect::<Vec<_>>();
     api.close_shard(&s, "c1");
     let g = (30..34)
-        .map(|v| api.write(&s, "g", &format!("item{}", v % 3), v))
+        .map(|v| api.write(&s, "g", &format!("item{}", v % 2), v))
         .collect::<Vec<_>>();
 
     let run = start(
@@ -289,6 +302,42 @@ async fn new_shards_are_found_by_the_periodic_refresh_and_describe_pages_are_fol
     assert!(
         api.count(|c| matches!(c, Call::Describe { start: Some(_), .. })) >= 1,
         "paged DescribeStream"
+    );
+    run.stop().await;
+}
+
+/// Virtual time: after records, empty pages are followed by quick polls;
+/// once the shard has been idle for the active window, by POLL_INTERVAL.
+#[tokio::test(start_paused = true)]
+async fn polls_quickly_while_active_and_at_the_poll_interval_when_idle() {
+    let (api, s) = FakeStreams::with_one_shard();
+    let mut config = config(StartingPosition::TrimHorizon);
+    config.poll_interval = Duration::from_millis(250);
+    config.active_poll_interval = Duration::from_millis(20);
+    config.active_window = Duration::from_secs(5);
+    let run = start_fresh(&api, config).await;
+    run.wait_healthy().await;
+    api.write(&s, "a", "x", 1);
+    run.sink
+        .wait_for(WAIT, "the change", |e| e.len() == 1)
+        .await;
+    let polls = || api.count(|c| matches!(c, Call::GetRecords { .. }));
+
+    let before = polls();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let active = polls() - before;
+    assert!(
+        (40..=51).contains(&active),
+        "{active} polls in an active second (every 20 ms)"
+    );
+
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let before = polls();
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let idle = polls() - before;
+    assert!(
+        (38..=41).contains(&idle),
+        "{idle} polls in 10 idle seconds (4 a second at most)"
     );
     run.stop().await;
 }

@@ -193,23 +193,40 @@ fn opt_str(out: &mut Vec<u8>, s: Option<&str>) {
     }
 }
 
+/// Bytes that `string` must look at: controls, `"`, `\`, `<`, `>`, `&`,
+/// and 0xE2 (the lead byte of U+2028 and U+2029). Everything else is copied
+/// as a run, which is most of every item.
+static SPECIAL: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        table[b] = true;
+        b += 1;
+    }
+    table[b'"' as usize] = true;
+    table[b'\\' as usize] = true;
+    table[b'<' as usize] = true;
+    table[b'>' as usize] = true;
+    table[b'&' as usize] = true;
+    table[0xe2] = true;
+    table
+};
+
 /// A JSON string escaped as Go's `encoding/json` (1.19, HTML-safe) does.
 pub fn string(out: &mut Vec<u8>, s: &str) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
+    out.reserve(s.len() + 2);
     out.push(b'"');
     let bytes = s.as_bytes();
     let mut start = 0;
     let mut i = 0;
     while i < bytes.len() {
         let b = bytes[i];
-        let control = [
-            b'\\',
-            b'u',
-            b'0',
-            b'0',
-            HEX[(b >> 4) as usize],
-            HEX[(b & 0xf) as usize],
-        ];
+        if !SPECIAL[b as usize] {
+            i += 1;
+            continue;
+        }
+        let control;
         // (escape sequence, bytes of input it replaces)
         let (escape, consumed): (&[u8], usize) = match b {
             b'"' => (b"\\\"", 1),
@@ -220,7 +237,17 @@ pub fn string(out: &mut Vec<u8>, s: &str) {
             b'<' => (b"\\u003c", 1),
             b'>' => (b"\\u003e", 1),
             b'&' => (b"\\u0026", 1),
-            0..=0x1f => (&control, 1),
+            0..=0x1f => {
+                control = [
+                    b'\\',
+                    b'u',
+                    b'0',
+                    b'0',
+                    HEX[(b >> 4) as usize],
+                    HEX[(b & 0xf) as usize],
+                ];
+                (&control, 1)
+            }
             // U+2028 and U+2029 are E2 80 A8 and E2 80 A9 in UTF-8.
             0xe2 if bytes.get(i + 1) == Some(&0x80) && bytes.get(i + 2) == Some(&0xa8) => {
                 (b"\\u2028", 3)

@@ -29,12 +29,25 @@ impl Cursor {
     }
 }
 
-pub(super) enum Fetched {
+pub(super) enum Fetched<R = Record> {
     /// Records (maybe none); `last` when the shard is closed and this was
     /// its final page.
-    Page { records: Vec<Record>, last: bool },
+    Page { records: Vec<R>, last: bool },
     /// The shard or its stream no longer exists.
     Vanished(String),
+}
+
+impl Fetched {
+    /// The same page with each record turned into something else.
+    pub(super) fn map<R>(self, f: impl FnMut(Record) -> R) -> Fetched<R> {
+        match self {
+            Fetched::Page { records, last } => Fetched::Page {
+                records: records.into_iter().map(f).collect(),
+                last,
+            },
+            Fetched::Vanished(why) => Fetched::Vanished(why),
+        }
+    }
 }
 
 /// After this many failures in a row a reader reports itself unhealthy.

@@ -1,7 +1,8 @@
 //! Shard reader: one task per shard, from its start position to its end.
 //!
-//! Owns the shard's read loop: fetch pages (at once while records come,
-//! `POLL_INTERVAL` after an empty page), turn records into events, deliver
+//! Owns the shard's read loop: fetch pages (at once while records come; after
+//! an empty page, soon while the shard was active in the last seconds, else
+//! after `POLL_INTERVAL`), turn records into events, deliver
 //! them through the in-flight [`window`], and move the checkpoint over the
 //! done prefix (the ordered finalizer). It never decides which shards to read
 //! or in what order — that is `engine`'s job with `stream`'s lineage.
@@ -15,13 +16,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::AbortOnDropHandle;
 pub use window::{Completed, DeliveryWindow, Pending};
 
 use crate::checkpoint::{Checkpointer, OrderedFinalizer, ShardPosition};
+use crate::event::CloudEvent;
 use crate::event::EventBuilder;
 use crate::health::Health;
 use crate::metrics::{Metrics, ReasonLabel, ShardLabel};
-use crate::record::{ChangeRecord, Record, SequenceNumber};
+use crate::record::{ChangeRecord, ItemKey, Record, RecordError, SequenceNumber};
 use crate::sink::{Delivery, RetryPolicy, Sink, deliver};
 use crate::stream::{IteratorPosition, StreamsApi};
 use fetch::{Cursor, Fetched, next_page};
@@ -38,8 +41,11 @@ pub struct ReaderContext {
     pub max_in_flight: usize,
     /// A new page is fetched only while fewer events than this are undone.
     pub read_ahead: usize,
-    /// Pause after an empty page.
+    /// Pause after an empty page when the shard is idle...
     pub poll_interval: Duration,
+    /// ...and while it is active: records came within `active_window`.
+    pub active_poll_interval: Duration,
+    pub active_window: Duration,
 }
 
 /// Where a reader begins.
@@ -70,7 +76,40 @@ pub struct ShardReader {
     events: EventBuilder,
 }
 
-type Fetching = Pin<Box<dyn Future<Output = (Cursor, Fetched)> + Send>>;
+/// A page being fetched and turned into events, in a task of its own:
+/// parsing and encoding a thousand records takes milliseconds, and
+/// deliveries go on meanwhile on the reader's task. Dropping it (on stop)
+/// aborts the fetch.
+type Fetching = AbortOnDropHandle<(Cursor, Fetched<Result<Prepared, RecordError>>)>;
+
+/// A record made ready off the reader's task: its place in the shard and,
+/// unless it is skipped, its event.
+struct Prepared {
+    sequence: SequenceNumber,
+    item: ItemKey,
+    created_ms: Option<i64>,
+    /// `None` when the record is older than the starting timestamp.
+    event: Option<CloudEvent>,
+}
+
+impl Prepared {
+    fn new(
+        events: &EventBuilder,
+        skip_before_ms: Option<i64>,
+        record: Record,
+    ) -> Result<Self, RecordError> {
+        let change = ChangeRecord::new(record)?;
+        let created_ms = change.created().and_then(|t| t.to_millis().ok());
+        let skipped = matches!((skip_before_ms, created_ms), (Some(before), Some(created)) if created < before);
+        let event = (!skipped).then(|| events.build(&change));
+        Ok(Prepared {
+            sequence: change.sequence,
+            item: change.item,
+            created_ms,
+            event,
+        })
+    }
+}
 
 impl ShardReader {
     pub fn new(
@@ -129,6 +168,7 @@ impl ShardReader {
         let mut cursor = Some(Cursor::new(self.start.position.clone()));
         let mut fetching: Option<Fetching> = None;
         let mut pause = Duration::ZERO;
+        let mut last_records: Option<tokio::time::Instant> = None;
         let mut end: Option<ShardEnd> = None;
         loop {
             if end.is_none()
@@ -136,13 +176,21 @@ impl ShardReader {
                 && window.outstanding() < ctx.read_ahead
                 && let Some(c) = cursor.take()
             {
-                fetching = Some(Box::pin(next_page(
+                let page = next_page(
                     ctx.clone(),
                     self.stream.clone(),
                     self.shard.clone(),
                     c,
                     pause,
-                )));
+                );
+                let (events, skip_before_ms) = (self.events.clone(), self.start.skip_before_ms);
+                fetching = Some(AbortOnDropHandle::new(tokio::spawn(async move {
+                    let (c, fetched) = page.await;
+                    (
+                        c,
+                        fetched.map(|r| Prepared::new(&events, skip_before_ms, r)),
+                    )
+                })));
             }
             if end.is_some() && window.in_flight() == 0 {
                 break;
@@ -160,11 +208,29 @@ impl ShardReader {
                     }
                     self.checkpoint(&mut finalizer);
                 }
-                (mut c, fetched) = async { fetching.as_mut().expect("guarded").await }, if fetching.is_some() => {
+                joined = async { fetching.as_mut().expect("guarded").await }, if fetching.is_some() => {
                     fetching = None;
+                    let (mut c, fetched) = match joined {
+                        Ok(page) => page,
+                        // A panic stays one; otherwise the runtime is
+                        // shutting down.
+                        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                        Err(_) => {
+                            end = Some(ShardEnd::Stopped);
+                            continue;
+                        }
+                    };
                     match fetched {
                         Fetched::Page { records, last } => {
-                            pause = if records.is_empty() { ctx.poll_interval } else { Duration::ZERO };
+                            let now = tokio::time::Instant::now();
+                            if !records.is_empty() {
+                                last_records = Some(now);
+                            }
+                            pause = match last_records {
+                                _ if !records.is_empty() => Duration::ZERO,
+                                Some(at) if now - at < ctx.active_window => ctx.active_poll_interval,
+                                _ => ctx.poll_interval,
+                            };
                             if let Some(seq) = self.accept(records, &mut finalizer, &mut window) {
                                 c.resume = IteratorPosition::AfterSequence(seq);
                             }
@@ -203,7 +269,7 @@ impl ShardReader {
     /// sequence number read.
     fn accept<S>(
         &self,
-        records: Vec<Record>,
+        records: Vec<Result<Prepared, RecordError>>,
         finalizer: &mut OrderedFinalizer,
         window: &mut DeliveryWindow<S>,
     ) -> Option<SequenceNumber>
@@ -223,8 +289,8 @@ impl ShardReader {
         let mut last = None;
         let mut newest_ms = None;
         for record in records {
-            let change = match ChangeRecord::new(record) {
-                Ok(change) => change,
+            let prepared = match record {
+                Ok(prepared) => prepared,
                 Err(e) => {
                     metrics
                         .events_dropped
@@ -236,21 +302,17 @@ impl ShardReader {
                     continue;
                 }
             };
-            let created_ms = change.created().and_then(|t| t.to_millis().ok());
-            newest_ms = created_ms.or(newest_ms);
-            let ticket = finalizer.push(change.sequence.clone());
-            last = Some(change.sequence.clone());
-            if let (Some(before), Some(created)) = (self.start.skip_before_ms, created_ms)
-                && created < before
-            {
-                finalizer.done(ticket);
-                continue;
+            newest_ms = prepared.created_ms.or(newest_ms);
+            let ticket = finalizer.push(prepared.sequence.clone());
+            last = Some(prepared.sequence);
+            match prepared.event {
+                Some(event) => window.push(Pending {
+                    ticket,
+                    item: prepared.item,
+                    event,
+                }),
+                None => finalizer.done(ticket),
             }
-            window.push(Pending {
-                ticket,
-                item: change.item,
-                event: self.events.build(&change),
-            });
         }
         if let Some(ms) = newest_ms {
             let now_ms = time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000;

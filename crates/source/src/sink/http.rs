@@ -1,20 +1,29 @@
-//! The HTTP sink: CloudEvents HTTP binary mode over a keep-alive pool.
+//! The HTTP sink: CloudEvents HTTP binary mode over keep-alive connections.
 
 use std::time::Duration;
 
 use async_trait::async_trait;
-use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
+use base64::Engine as _;
+use bytes::Bytes;
+use http::header::{AUTHORIZATION, CONTENT_TYPE, HOST, HeaderName, HeaderValue, RETRY_AFTER};
+use http_body_util::{BodyExt, Full};
+use url::Url;
 
+use super::pool::{ConnectError, Pool, error_chain};
 use super::{SendError, Sink};
 use crate::event::{CloudEvent, DATA_CONTENT_TYPE};
 
 /// How much of an error answer's body is kept for logs.
 const BODY_EXCERPT: usize = 512;
 
-#[derive(Debug, Clone)]
 pub struct HttpSink {
-    client: reqwest::Client,
-    url: reqwest::Url,
+    pool: Pool,
+    timeout: Duration,
+    /// The request target (origin-form: path and query).
+    target: http::Uri,
+    host: HeaderValue,
+    /// Basic credentials from the URL's user info, as reqwest sent them.
+    authorization: Option<HeaderValue>,
 }
 
 /// Why `K_SINK` cannot be used. Never echoes a password in the URL.
@@ -26,14 +35,13 @@ pub struct SinkUrlError {
 }
 
 /// Accepts absolute `http`/`https` URLs with a host.
-pub fn parse_sink_url(s: &str) -> Result<reqwest::Url, SinkUrlError> {
+pub fn parse_sink_url(s: &str) -> Result<Url, SinkUrlError> {
     let fail = |shown: String, reason: &str| SinkUrlError {
         shown,
         reason: reason.to_owned(),
     };
     // An unparsable URL cannot be redacted reliably: it is not shown.
-    let url =
-        reqwest::Url::parse(s).map_err(|e| fail(String::new(), &format!("not a URL ({e})")))?;
+    let url = Url::parse(s).map_err(|e| fail(String::new(), &format!("not a URL ({e})")))?;
     let shown = format!("{:?} ", redact(&url));
     if !matches!(url.scheme(), "http" | "https") {
         return Err(fail(shown, "the scheme must be http or https"));
@@ -45,7 +53,7 @@ pub fn parse_sink_url(s: &str) -> Result<reqwest::Url, SinkUrlError> {
 }
 
 /// The URL with its password replaced, for logs.
-pub fn redact(url: &reqwest::Url) -> String {
+pub fn redact(url: &Url) -> String {
     let mut shown = url.clone();
     if shown.password().is_some() {
         let _ = shown.set_password(Some("REDACTED"));
@@ -53,40 +61,183 @@ pub fn redact(url: &reqwest::Url) -> String {
     shown.to_string()
 }
 
+/// The binding's headers for the attributes every event has.
+static SPECVERSION: HeaderName = HeaderName::from_static("ce-specversion");
+static ID: HeaderName = HeaderName::from_static("ce-id");
+static SOURCE: HeaderName = HeaderName::from_static("ce-source");
+static TYPE: HeaderName = HeaderName::from_static("ce-type");
+static SUBJECT: HeaderName = HeaderName::from_static("ce-subject");
+static TIME: HeaderName = HeaderName::from_static("ce-time");
+
 impl HttpSink {
-    pub fn new(url: reqwest::Url, timeout: Duration) -> Result<Self, SendError> {
-        let client = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout.min(Duration::from_secs(10)))
-            .pool_idle_timeout(Duration::from_secs(60))
-            .tcp_nodelay(true)
+    pub fn new(url: Url, timeout: Duration) -> Result<Self, SendError> {
+        let invalid = |what: &str| SendError::Transport(format!("K_SINK: {what}"));
+        let host = url.host_str().ok_or_else(|| invalid("no host"))?;
+        let authority = match url.port() {
+            Some(port) => format!("{host}:{port}"),
+            None => host.to_owned(),
+        };
+        let origin = http::Uri::builder()
+            .scheme(url.scheme())
+            .authority(authority.as_str())
+            .path_and_query("/")
             .build()
-            .map_err(|e| SendError::Transport(e.without_url().to_string()))?;
-        Ok(HttpSink { client, url })
+            .map_err(|_| invalid("not a valid origin"))?;
+        let mut target = url.path().to_owned();
+        if let Some(query) = url.query() {
+            target.push('?');
+            target.push_str(query);
+        }
+        let authorization = match (url.username(), url.password()) {
+            ("", None) => None,
+            (user, password) => {
+                let decode = |s: &str| {
+                    percent_encoding::percent_decode_str(s)
+                        .decode_utf8_lossy()
+                        .into_owned()
+                };
+                let credentials = format!(
+                    "{}:{}",
+                    decode(user),
+                    password.map(decode).unwrap_or_default()
+                );
+                let mut value = HeaderValue::try_from(format!(
+                    "Basic {}",
+                    base64::engine::general_purpose::STANDARD.encode(credentials)
+                ))
+                .map_err(|_| invalid("bad user info"))?;
+                value.set_sensitive(true);
+                Some(value)
+            }
+        };
+        Ok(HttpSink {
+            pool: Pool::new(origin, timeout.min(Duration::from_secs(10)))
+                .map_err(|e| SendError::Transport(e.0))?,
+            timeout,
+            target: target.parse().map_err(|_| invalid("not a valid path"))?,
+            host: HeaderValue::try_from(authority).map_err(|_| invalid("not a valid host"))?,
+            authorization,
+        })
     }
 
-    fn headers(event: &CloudEvent) -> HeaderMap {
-        let mut headers = HeaderMap::with_capacity(10);
+    fn request(&self, event: &CloudEvent) -> http::Request<Full<Bytes>> {
+        let mut request = http::Request::post(self.target.clone())
+            .body(Full::new(event.data.clone()))
+            .unwrap_or_default();
+        let headers = request.headers_mut();
+        headers.reserve(12);
+        headers.insert(HOST, self.host.clone());
         headers.insert(CONTENT_TYPE, HeaderValue::from_static(DATA_CONTENT_TYPE));
-        for (name, value) in event.attributes() {
-            let (Ok(name), Ok(value)) = (
-                HeaderName::try_from(format!("ce-{name}")),
-                HeaderValue::from_str(&percent_encode(value)),
-            ) else {
-                continue; // cannot happen: names are validated, values encoded
-            };
-            headers.insert(name, value);
+        if let Some(auth) = &self.authorization {
+            headers.insert(AUTHORIZATION, auth.clone());
         }
-        headers
+        for (name, value) in event.attributes() {
+            let name = match name {
+                "specversion" => SPECVERSION.clone(),
+                "id" => ID.clone(),
+                "source" => SOURCE.clone(),
+                "type" => TYPE.clone(),
+                "subject" => SUBJECT.clone(),
+                "time" => TIME.clone(),
+                other => match HeaderName::try_from(format!("ce-{other}")) {
+                    Ok(name) => name,
+                    Err(_) => continue, // cannot happen: extension names are validated
+                },
+            };
+            if let Ok(value) = header_value(value) {
+                headers.insert(name, value);
+            }
+        }
+        request
     }
+
+    /// One attempt: on a kept-alive connection if there is one, else a new
+    /// one. A kept-alive connection the sink closed meanwhile gets the
+    /// request again on a new connection, at once: that is no failure of
+    /// the sink.
+    async fn attempt(&self, event: &CloudEvent) -> Result<(), SendError> {
+        if let Some(sender) = self.pool.take_idle() {
+            match self.exchange(sender, event).await {
+                Err(Exchange::NotSent(_)) => {}
+                Err(Exchange::Failed(e)) => return Err(e),
+                Ok(()) => return Ok(()),
+            }
+        }
+        let sender = self
+            .pool
+            .connect()
+            .await
+            .map_err(|ConnectError(e)| SendError::Connect(e))?;
+        self.exchange(sender, event).await.map_err(|e| match e {
+            Exchange::NotSent(e) | Exchange::Failed(e) => e,
+        })
+    }
+
+    async fn exchange(
+        &self,
+        mut sender: super::pool::Sender,
+        event: &CloudEvent,
+    ) -> Result<(), Exchange> {
+        if let Err(e) = sender.ready().await {
+            return Err(Exchange::NotSent(transport(&e)));
+        }
+        let response = match sender.send_request(self.request(event)).await {
+            Ok(response) => response,
+            Err(e) if e.is_canceled() => return Err(Exchange::NotSent(transport(&e))),
+            Err(e) => return Err(Exchange::Failed(transport(&e))),
+        };
+        let status = response.status();
+        let retry_after = response
+            .headers()
+            .get(RETRY_AFTER)
+            .and_then(parse_retry_after);
+        // The connection is reusable once the answer is read to its end.
+        let mut body = response.into_body();
+        let mut excerpt = Vec::new();
+        while let Some(frame) = body.frame().await {
+            match frame {
+                Ok(frame) => {
+                    if let Some(data) = frame.data_ref()
+                        && !status.is_success()
+                        && excerpt.len() < BODY_EXCERPT
+                    {
+                        excerpt.extend_from_slice(data);
+                    }
+                }
+                Err(e) => return Err(Exchange::Failed(transport(&e))),
+            }
+        }
+        self.pool.put_back(sender);
+        if status.is_success() {
+            return Ok(());
+        }
+        excerpt.truncate(BODY_EXCERPT);
+        Err(Exchange::Failed(SendError::Status {
+            status: status.as_u16(),
+            retry_after,
+            body: String::from_utf8_lossy(&excerpt)
+                .trim()
+                .replace(['\n', '\r'], " "),
+        }))
+    }
+}
+
+enum Exchange {
+    /// The request never left: the connection was closed before.
+    NotSent(SendError),
+    Failed(SendError),
+}
+
+fn transport(e: &hyper::Error) -> SendError {
+    SendError::Transport(error_chain(e))
 }
 
 /// The CloudEvents HTTP binding's header encoding: space, `"`, `%` and
 /// everything outside printable ASCII are percent-encoded (UTF-8 bytes).
-fn percent_encode(value: &str) -> std::borrow::Cow<'_, str> {
+fn header_value(value: &str) -> Result<HeaderValue, http::header::InvalidHeaderValue> {
     let plain = |b: u8| (0x21..=0x7e).contains(&b) && b != b'"' && b != b'%';
     if value.bytes().all(plain) {
-        return value.into();
+        return HeaderValue::from_str(value);
     }
     let mut out = String::with_capacity(value.len() + 8);
     for b in value.bytes() {
@@ -96,7 +247,7 @@ fn percent_encode(value: &str) -> std::borrow::Cow<'_, str> {
             out.push_str(&format!("%{b:02X}"));
         }
     }
-    out.into()
+    HeaderValue::try_from(out)
 }
 
 fn parse_retry_after(value: &HeaderValue) -> Option<Duration> {
@@ -116,61 +267,10 @@ fn parse_retry_after(value: &HeaderValue) -> Option<Duration> {
 #[async_trait]
 impl Sink for HttpSink {
     async fn send(&self, event: &CloudEvent) -> Result<(), SendError> {
-        let response = self
-            .client
-            .post(self.url.clone())
-            .headers(Self::headers(event))
-            .body(event.data.clone())
-            .send()
-            .await
-            .map_err(transport_error)?;
-        let status = response.status();
-        if status.is_success() {
-            return Ok(());
+        match tokio::time::timeout(self.timeout, self.attempt(event)).await {
+            Ok(result) => result,
+            Err(_) => Err(SendError::Timeout),
         }
-        let retry_after = response
-            .headers()
-            .get(RETRY_AFTER)
-            .and_then(parse_retry_after);
-        let body = excerpt(response).await;
-        Err(SendError::Status {
-            status: status.as_u16(),
-            retry_after,
-            body,
-        })
-    }
-}
-
-/// The start of an error answer's body; the rest is not read.
-async fn excerpt(mut response: reqwest::Response) -> String {
-    let mut body = Vec::new();
-    while body.len() < BODY_EXCERPT {
-        match response.chunk().await {
-            Ok(Some(chunk)) => body.extend_from_slice(&chunk),
-            _ => break,
-        }
-    }
-    body.truncate(BODY_EXCERPT);
-    String::from_utf8_lossy(&body)
-        .trim()
-        .replace(['\n', '\r'], " ")
-}
-
-fn transport_error(e: reqwest::Error) -> SendError {
-    let timeout = e.is_timeout();
-    let connect = e.is_connect();
-    // Without the URL: it may carry credentials.
-    let e = e.without_url();
-    let message = std::iter::successors(Some(&e as &dyn std::error::Error), |e| e.source())
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join(": ");
-    if timeout {
-        SendError::Timeout
-    } else if connect {
-        SendError::Connect(message)
-    } else {
-        SendError::Transport(message)
     }
 }
 
@@ -180,9 +280,12 @@ mod tests {
 
     #[test]
     fn header_values_are_percent_encoded_as_the_binding_says() {
-        assert_eq!(percent_encode("arn:aws:dynamodb:x"), "arn:aws:dynamodb:x");
-        assert_eq!(percent_encode("a b\"c%d"), "a%20b%22c%25d");
-        assert_eq!(percent_encode("é"), "%C3%A9");
+        assert_eq!(
+            header_value("arn:aws:dynamodb:x").unwrap(),
+            "arn:aws:dynamodb:x"
+        );
+        assert_eq!(header_value("a b\"c%d").unwrap(), "a%20b%22c%25d");
+        assert_eq!(header_value("é").unwrap(), "%C3%A9");
     }
 
     #[test]
@@ -208,6 +311,29 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(!err.contains("hunter2"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn requests_carry_the_binding_headers_in_origin_form() {
+        let url = parse_sink_url("http://u%40x:p%3Aw@127.0.0.1:9/broker/ns?x=1").unwrap();
+        let sink = HttpSink::new(url, Duration::from_secs(1)).unwrap();
+        let mut event = CloudEvent::with_id("e1");
+        event.subject = Some("pk,sk".into());
+        event
+            .extensions
+            .push(("dynamodboperation".into(), "INSERT".into()));
+        let req = sink.request(&event);
+        assert_eq!(req.uri(), "/broker/ns?x=1");
+        let h = req.headers();
+        assert_eq!(h["host"], "127.0.0.1:9");
+        assert_eq!(h["content-type"], "application/json");
+        assert_eq!(h["ce-id"], "e1");
+        assert_eq!(h["ce-specversion"], "1.0");
+        assert_eq!(h["ce-type"], "com.amazon.dynamodb.stream_record");
+        assert_eq!(h["ce-subject"], "pk,sk");
+        assert_eq!(h["ce-dynamodboperation"], "INSERT");
+        let basic = base64::engine::general_purpose::STANDARD.encode("u@x:p:w");
+        assert_eq!(h["authorization"], format!("Basic {basic}").as_str());
     }
 
     #[test]

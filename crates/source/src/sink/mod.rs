@@ -6,6 +6,7 @@
 //! how each event ended, and `shard` takes it from there.
 
 mod http;
+mod pool;
 mod retry;
 mod stdout;
 
@@ -13,9 +14,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 pub use http::{HttpSink, SinkUrlError, parse_sink_url, redact};
-pub use reqwest::Url;
 pub use retry::{Delivery, RetryPolicy, deliver};
 pub use stdout::StdoutSink;
+pub use url::Url;
 
 use crate::event::CloudEvent;
 
