@@ -1,0 +1,200 @@
+//! The parts of the CRD's OpenAPI schema that the Rust types cannot say by
+//! themselves, and the check of an object against the whole schema.
+//!
+//! Kubernetes wants *structural* schemas: every property is declared with its
+//! type at the object's level, and `oneOf`/`anyOf` branches may only list
+//! `required` names. So "exactly one auth method" is a `oneOf` of `required`
+//! lists over declared properties.
+
+use schemars::{Schema, SchemaGenerator, json_schema};
+use serde_json::Value;
+
+use crate::types::{Credentials, IamAuth, KReference, SecretKeySelector};
+
+/// A table ARN in any partition and region (DynamoDB Local's `ddblocal`
+/// too), with a 12-digit account and a table name as DynamoDB allows it
+/// (3 to 255 of `a-zA-Z0-9_.-`): the adapter's own rule.
+pub const ARN_PATTERN: &str =
+    r"^arn:[a-z0-9-]+:dynamodb:[a-z0-9-]+:[0-9]{12}:table/[a-zA-Z0-9_.-]{3,255}$";
+
+/// An IAM role ARN in any partition.
+pub const ROLE_ARN_PATTERN: &str = r"^arn:[a-z0-9-]+:iam::[0-9]{12}:role/.+$";
+
+pub(crate) fn arn(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({
+        "description": "The table's ARN: arn:{partition}:dynamodb:{region}:{account}:table/{name}.",
+        "type": "string",
+        "pattern": ARN_PATTERN,
+    })
+}
+
+fn role_arn() -> Value {
+    serde_json::json!({
+        "description": "An IAM role ARN: arn:{partition}:iam::{account}:role/{name}.",
+        "type": "string",
+        "pattern": ROLE_ARN_PATTERN,
+    })
+}
+
+pub(crate) fn optional_role_arn(_: &mut SchemaGenerator) -> Schema {
+    let mut schema = role_arn();
+    schema["nullable"] = true.into();
+    Schema::try_from(schema).expect("an object")
+}
+
+pub(crate) fn starting_position(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({
+        "description": "LATEST (default), TRIM_HORIZON, or an RFC 3339 time.",
+        "type": "string",
+        "nullable": true,
+        "pattern": r"^(LATEST|TRIM_HORIZON|[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?(Z|[+-][0-9]{2}:[0-9]{2}))$",
+    })
+}
+
+pub(crate) fn duration(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({
+        "description": "A duration such as 250ms, 1s or 2m.",
+        "type": "string",
+        "nullable": true,
+        "pattern": r"^[0-9]+(ms|s|m)$",
+    })
+}
+
+pub(crate) fn auth(generator: &mut SchemaGenerator) -> Schema {
+    let credentials = generator.subschema_for::<Credentials>();
+    let iam = generator.subschema_for::<IamAuth>();
+    let mut deprecated_role = role_arn();
+    deprecated_role["description"] =
+        "Deprecated: an IAM role ARN for the adapter's service account (EKS).".into();
+    let mut seed_spelling = role_arn();
+    seed_spelling["description"] = "The same as iamRole (the seed's spelling).".into();
+    json_schema!({
+        "description": "How the adapter authenticates to AWS: exactly one of credentials, iamRole (or iamrole) and iam.",
+        "type": "object",
+        "properties": {
+            "credentials": credentials,
+            "iamRole": deprecated_role,
+            "iamrole": seed_spelling,
+            "iam": iam,
+        },
+        "oneOf": [
+            {"required": ["credentials"]},
+            {"required": ["iamRole"]},
+            {"required": ["iamrole"]},
+            {"required": ["iam"]},
+        ],
+    })
+}
+
+pub(crate) fn value_from(generator: &mut SchemaGenerator) -> Schema {
+    let secret = generator.subschema_for::<SecretKeySelector>();
+    json_schema!({
+        "description": "Exactly one of value and valueFromSecret.",
+        "type": "object",
+        "properties": {
+            "value": {"type": "string"},
+            "valueFromSecret": secret,
+        },
+        "oneOf": [
+            {"required": ["value"]},
+            {"required": ["valueFromSecret"]},
+        ],
+    })
+}
+
+pub(crate) fn destination(generator: &mut SchemaGenerator) -> Schema {
+    let reference = generator.subschema_for::<KReference>();
+    json_schema!({
+        "description": "Where events are sent: ref (an addressable object or a Service) and/or uri (absolute, or relative to ref).",
+        "type": "object",
+        "properties": {
+            "ref": reference,
+            "uri": {"type": "string"},
+        },
+        "anyOf": [
+            {"required": ["ref"]},
+            {"required": ["uri"]},
+        ],
+    })
+}
+
+/// Why an object does not fit the CRD: one line per problem, each naming
+/// the field (`spec.auth.credentials: ...`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}", .problems.join("; "))]
+pub struct SchemaError {
+    pub problems: Vec<String>,
+}
+
+/// Checks a whole object (`apiVersion`, `kind`, `metadata`, `spec`) against
+/// the CRD's schema, as the API server would (minus CEL, which the schema
+/// does not use).
+pub fn validate(object: &Value) -> Result<(), SchemaError> {
+    let schema = openapi_to_json_schema(crate::crd_schema());
+    let validator = jsonschema::validator_for(&schema).map_err(|e| SchemaError {
+        problems: vec![format!("the CRD's own schema does not compile: {e}")],
+    })?;
+    let mut problems: Vec<String> = validator
+        .iter_errors(object)
+        .map(|e| {
+            let path = e.instance_path().to_string();
+            let field = path.trim_start_matches('/').replace('/', ".");
+            let field = if field.is_empty() {
+                "object".to_owned()
+            } else {
+                field
+            };
+            format!("{field}: {}", explain(&field, &e.to_string()))
+        })
+        .collect();
+    problems.dedup();
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(SchemaError { problems })
+    }
+}
+
+/// Plain words for the schema's `oneOf`/`anyOf` rules, whose generic
+/// messages do not say what is expected.
+fn explain(field: &str, message: &str) -> String {
+    let one_of = message.contains("oneOf");
+    let any_of = message.contains("anyOf");
+    match field {
+        "spec.arn" if message.contains(" does not match ") => {
+            let value = message.split(" does not match ").next().unwrap_or_default();
+            format!(
+                "{value} is not a table ARN (arn:{{partition}}:dynamodb:{{region}}:{{account}}:table/{{name}})"
+            )
+        }
+        "spec.auth" if one_of => {
+            "exactly one of credentials, iamRole (or iamrole) and iam must be given".to_owned()
+        }
+        "spec.sink" if any_of => "a sink needs ref or uri".to_owned(),
+        f if one_of && f.starts_with("spec.auth.credentials.") => {
+            "exactly one of value and valueFromSecret must be given".to_owned()
+        }
+        _ => message.to_owned(),
+    }
+}
+
+/// OpenAPI v3.0's `nullable: true` is not JSON Schema: a `null` would fail
+/// `type`. Rewrites it into a type list, everywhere in the schema.
+pub fn openapi_to_json_schema(mut schema: Value) -> Value {
+    fn walk(v: &mut Value) {
+        match v {
+            Value::Object(map) => {
+                if map.remove("nullable") == Some(Value::Bool(true))
+                    && let Some(Value::String(t)) = map.get("type").cloned()
+                {
+                    map.insert("type".into(), serde_json::json!([t, "null"]));
+                }
+                map.values_mut().for_each(walk);
+            }
+            Value::Array(items) => items.iter_mut().for_each(walk),
+            _ => {}
+        }
+    }
+    walk(&mut schema);
+    schema
+}

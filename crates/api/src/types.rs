@@ -1,0 +1,253 @@
+//! The `AWSDynamoDBSource` object: spec and status, as Rust types.
+//!
+//! Field names and shapes are the original CRD's (contract section 3), so
+//! its manifests deserialize unchanged. Where the JSON schema must say more
+//! than the Rust type (patterns, "exactly one of"), a `schema_with` function
+//! in [`crate::schema`] writes it.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{Affinity, EnvVar, ResourceRequirements, Toleration};
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::schema;
+
+/// What a source reads and where its events go.
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[kube(
+    group = "sources.triggermesh.io",
+    version = "v1alpha1",
+    kind = "AWSDynamoDBSource",
+    namespaced,
+    status = "AWSDynamoDBSourceStatus",
+    doc = "An Amazon DynamoDB event source: a table's stream changes as CloudEvents.",
+    category = "all",
+    category = "knative",
+    category = "eventing",
+    category = "sources",
+    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type=='Ready')].status"}"#,
+    printcolumn = r#"{"name":"Reason","type":"string","jsonPath":".status.conditions[?(@.type=='Ready')].reason"}"#,
+    printcolumn = r#"{"name":"Sink","type":"string","jsonPath":".status.sinkUri"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+#[schemars(
+    description = "Reads an Amazon DynamoDB table's stream and sends one CloudEvent per change."
+)]
+pub struct AWSDynamoDBSourceSpec {
+    /// The table's ARN: arn:{partition}:dynamodb:{region}:{account}:table/{name}.
+    #[schemars(schema_with = "schema::arn")]
+    pub arn: String,
+
+    /// How the adapter authenticates to AWS: exactly one method.
+    pub auth: Auth,
+
+    /// Where events are sent.
+    pub sink: Destination,
+
+    /// Settings of the adapter's Deployment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adapter_overrides: Option<AdapterOverrides>,
+
+    /// Where shards that exist at the first start begin: LATEST (default),
+    /// TRIM_HORIZON, or an RFC 3339 time. Not in the original CRD.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "schema::starting_position")]
+    pub starting_position: Option<String>,
+
+    /// Pause after an empty page of an idle shard, e.g. 250ms (default).
+    /// Not in the original CRD.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "schema::duration")]
+    pub poll_interval: Option<String>,
+
+    /// Events being delivered at once per shard (default 64). Not in the
+    /// original CRD.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 10000))]
+    pub max_in_flight: Option<u32>,
+}
+
+/// Exactly one of `credentials`, `iamRole` (also spelled `iamrole`, as the
+/// seed's example does) or `iam`.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Auth {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials: Option<Credentials>,
+    /// Deprecated: an IAM role for the service account (EKS).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iam_role: Option<String>,
+    /// The seed's spelling of `iamRole`, declared so that its example is
+    /// accepted; it means the same.
+    #[serde(default, rename = "iamrole", skip_serializing_if = "Option::is_none")]
+    pub iamrole: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iam: Option<IamAuth>,
+}
+
+impl JsonSchema for Auth {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Auth".into()
+    }
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schema::auth(generator)
+    }
+}
+
+impl Auth {
+    /// The IAM role for the service account, from `iamRole`, `iamrole` or
+    /// `iam.roleArn`.
+    pub fn role_arn(&self) -> Option<&str> {
+        self.iam_role
+            .as_deref()
+            .or(self.iamrole.as_deref())
+            .or(self.iam.as_ref().and_then(|i| i.role_arn.as_deref()))
+    }
+}
+
+/// Static AWS credentials.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Credentials {
+    #[serde(rename = "accessKeyID")]
+    pub access_key_id: ValueFrom,
+    pub secret_access_key: ValueFrom,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_token: Option<ValueFrom>,
+    /// A role assumed (STS AssumeRole) with these credentials.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "schema::optional_role_arn")]
+    pub assume_iam_role: Option<String>,
+}
+
+/// A value given inline or read from a Secret: exactly one of the two.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ValueFrom {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value_from_secret: Option<SecretKeySelector>,
+}
+
+impl JsonSchema for ValueFrom {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "ValueFrom".into()
+    }
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schema::value_from(generator)
+    }
+}
+
+/// A key of a Secret in the source's namespace.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+pub struct SecretKeySelector {
+    pub name: String,
+    pub key: String,
+}
+
+/// EKS IAM roles for service accounts.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct IamAuth {
+    /// The role the service account is annotated with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "schema::optional_role_arn")]
+    pub role_arn: Option<String>,
+    /// The service account's name (default `awsdynamodbsource-i-<source>`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_account: Option<String>,
+}
+
+/// A Knative destination: `ref` and/or `uri`, at least one.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+pub struct Destination {
+    #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
+    pub reference: Option<KReference>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uri: Option<String>,
+}
+
+impl JsonSchema for Destination {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Destination".into()
+    }
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schema::destination(generator)
+    }
+}
+
+/// A reference to an object, by API version, kind and name.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct KReference {
+    pub api_version: String,
+    pub kind: String,
+    pub name: String,
+    /// Default: the source's namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+}
+
+/// Settings applied to the adapter's Deployment and container.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AdapterOverrides {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub annotations: Option<BTreeMap<String, String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub labels: Option<BTreeMap<String, String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub env: Option<Vec<EnvVar>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tolerations: Option<Vec<Toleration>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_selector: Option<BTreeMap<String, String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub affinity: Option<Affinity>,
+}
+
+/// What the controller observed.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AWSDynamoDBSourceStatus {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sink_uri: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ce_attributes: Option<Vec<CeAttribute>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conditions: Option<Vec<Condition>>,
+}
+
+/// A CloudEvent type and source that the source produces.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+pub struct CeAttribute {
+    #[serde(rename = "type")]
+    pub type_: String,
+    pub source: String,
+}
+
+/// A Knative-style condition.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Condition {
+    #[serde(rename = "type")]
+    pub type_: String,
+    /// True, False or Unknown.
+    pub status: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub severity: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_transition_time: Option<String>,
+}
