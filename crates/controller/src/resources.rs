@@ -1,0 +1,501 @@
+//! Source → the objects that run its adapter, as pure functions.
+//!
+//! Owns what the controller *wants* to exist for one `AWSDynamoDBSource`:
+//! the adapter's Deployment, its ServiceAccount (when the controller manages
+//! one), and the ConfigMap, Role and RoleBinding of its checkpoints. It never
+//! talks to the API server: `reconcile` compares and applies, and `render`
+//! prints.
+
+use std::collections::BTreeMap;
+
+use awsdynamodbsource_api::{AWSDynamoDBSource, ValueFrom};
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy};
+use k8s_openapi::api::core::v1::{
+    ConfigMap, Container, ContainerPort, EnvVar, EnvVarSource, HTTPGetAction, PodSpec,
+    PodTemplateSpec, Probe, SecretKeySelector, ServiceAccount,
+};
+use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use kube::{Resource, ResourceExt};
+
+/// The service account shared by a namespace's adapters without an IAM role.
+pub const SHARED_SERVICE_ACCOUNT: &str = "awsdynamodbsource-adapter";
+/// The annotation EKS reads to give a service account's pods an IAM role.
+pub const ROLE_ANNOTATION: &str = "eks.amazonaws.com/role-arn";
+/// Set on every object the controller manages; one without it is never changed.
+pub const MANAGED_BY: (&str, &str) = (
+    "app.kubernetes.io/managed-by",
+    "awsdynamodbsource-controller",
+);
+pub const HEALTH_PORT: i32 = 8080;
+pub const METRICS_PORT: i32 = 9092;
+
+/// Controller settings that shape every adapter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdapterSettings {
+    /// The adapter's container image.
+    pub image: String,
+}
+
+/// Everything one source needs, as the controller would create it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Desired {
+    /// The adapter's service account, when the controller manages it. For a
+    /// shared one, this is the account with this source added as an owner.
+    pub service_account: ServiceAccount,
+    pub checkpoints: ConfigMap,
+    pub checkpoint_role: Role,
+    pub checkpoint_binding: RoleBinding,
+    pub deployment: Deployment,
+}
+
+/// The adapter Deployment's name: `awsdynamodbsource-<source>`.
+pub fn deployment_name(source: &AWSDynamoDBSource) -> String {
+    format!("awsdynamodbsource-{}", source.name_any())
+}
+
+/// The ConfigMap holding the adapter's checkpoints.
+pub fn checkpoints_name(source: &AWSDynamoDBSource) -> String {
+    format!("awsdynamodbsource-{}-checkpoints", source.name_any())
+}
+
+/// The service account the adapter runs as, and whether it is the shared one.
+pub fn service_account_name(source: &AWSDynamoDBSource) -> (String, bool) {
+    let auth = &source.spec.auth;
+    if let Some(name) = auth.iam.as_ref().and_then(|i| i.service_account.clone()) {
+        return (name, false);
+    }
+    if auth.role_arn().is_some() {
+        return (format!("awsdynamodbsource-i-{}", source.name_any()), false);
+    }
+    (SHARED_SERVICE_ACCOUNT.to_owned(), true)
+}
+
+/// The source's namespace ("default" for a manifest without one).
+pub fn namespace(source: &AWSDynamoDBSource) -> String {
+    source.namespace().unwrap_or_else(|| "default".to_owned())
+}
+
+/// The source as an owner, for garbage collection. A source read from a
+/// file (`render`) has no uid yet, and so owns nothing.
+fn owner(source: &AWSDynamoDBSource, controller: bool) -> Option<Vec<OwnerReference>> {
+    Some(vec![OwnerReference {
+        api_version: AWSDynamoDBSource::api_version(&()).into_owned(),
+        kind: AWSDynamoDBSource::kind(&()).into_owned(),
+        name: source.name_any(),
+        uid: source.uid()?,
+        controller: Some(controller),
+        block_owner_deletion: Some(true),
+    }])
+}
+
+/// The labels that select one source's adapter pods.
+pub fn selector_labels(source: &AWSDynamoDBSource) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (
+            "app.kubernetes.io/name".to_owned(),
+            "awsdynamodbsource".to_owned(),
+        ),
+        ("app.kubernetes.io/instance".to_owned(), source.name_any()),
+    ])
+}
+
+fn labels(source: &AWSDynamoDBSource) -> BTreeMap<String, String> {
+    let mut labels = selector_labels(source);
+    labels.insert(
+        "app.kubernetes.io/component".to_owned(),
+        "adapter".to_owned(),
+    );
+    labels.insert(
+        "app.kubernetes.io/part-of".to_owned(),
+        "triggermesh".to_owned(),
+    );
+    labels.insert(MANAGED_BY.0.to_owned(), MANAGED_BY.1.to_owned());
+    labels
+}
+
+fn meta(source: &AWSDynamoDBSource, name: String) -> ObjectMeta {
+    ObjectMeta {
+        name: Some(name),
+        namespace: Some(namespace(source)),
+        labels: Some(labels(source)),
+        owner_references: owner(source, true),
+        ..ObjectMeta::default()
+    }
+}
+
+fn env(name: &str, value: impl Into<String>) -> EnvVar {
+    EnvVar {
+        name: name.to_owned(),
+        value: Some(value.into()),
+        value_from: None,
+    }
+}
+
+/// A credential as an env var: inline, or a `secretKeyRef`.
+fn env_from(name: &str, value: &ValueFrom) -> EnvVar {
+    match (&value.value, &value.value_from_secret) {
+        (_, Some(secret)) => EnvVar {
+            name: name.to_owned(),
+            value: None,
+            value_from: Some(EnvVarSource {
+                secret_key_ref: Some(SecretKeySelector {
+                    name: secret.name.clone(),
+                    key: secret.key.clone(),
+                    optional: None,
+                }),
+                ..EnvVarSource::default()
+            }),
+        },
+        (value, None) => env(name, value.clone().unwrap_or_default()),
+    }
+}
+
+/// The adapter's environment (contract section 1, plus its own options).
+pub fn adapter_env(source: &AWSDynamoDBSource, sink_uri: &str) -> Vec<EnvVar> {
+    let spec = &source.spec;
+    let mut vars = vec![
+        env("ARN", spec.arn.clone()),
+        env("K_SINK", sink_uri),
+        env("NAMESPACE", namespace(source)),
+        env("NAME", source.name_any()),
+        env(
+            "CHECKPOINT_STORE",
+            format!("kubernetes:{}", checkpoints_name(source)),
+        ),
+        env("HEALTH_PORT", HEALTH_PORT.to_string()),
+        env("METRICS_PROMETHEUS_PORT", METRICS_PORT.to_string()),
+    ];
+    if let Some(credentials) = &spec.auth.credentials {
+        vars.push(env_from("AWS_ACCESS_KEY_ID", &credentials.access_key_id));
+        vars.push(env_from(
+            "AWS_SECRET_ACCESS_KEY",
+            &credentials.secret_access_key,
+        ));
+        if let Some(token) = &credentials.session_token {
+            vars.push(env_from("AWS_SESSION_TOKEN", token));
+        }
+        if let Some(role) = &credentials.assume_iam_role {
+            vars.push(env("AWS_ASSUME_ROLE_ARN", role.clone()));
+        }
+    }
+    if let Some(position) = &spec.starting_position {
+        vars.push(env("STARTING_POSITION", position.clone()));
+    }
+    if let Some(interval) = &spec.poll_interval {
+        vars.push(env("POLL_INTERVAL", interval.clone()));
+    }
+    if let Some(n) = spec.max_in_flight {
+        vars.push(env("MAX_IN_FLIGHT", n.to_string()));
+    }
+    // adapterOverrides.env last: an override of a name replaces it.
+    for extra in spec
+        .adapter_overrides
+        .iter()
+        .flat_map(|o| o.env.iter().flatten())
+    {
+        vars.retain(|v| v.name != extra.name);
+        vars.push(extra.clone());
+    }
+    vars
+}
+
+/// The service account the controller wants for this source. For the shared
+/// account, the source is one owner among others (so that the account goes
+/// when its last source does); a dedicated one is annotated with the role.
+pub fn service_account(source: &AWSDynamoDBSource) -> ServiceAccount {
+    let (name, shared) = service_account_name(source);
+    let mut meta = meta(source, name);
+    if shared {
+        meta.labels = Some(BTreeMap::from([
+            (
+                "app.kubernetes.io/name".to_owned(),
+                "awsdynamodbsource".to_owned(),
+            ),
+            (MANAGED_BY.0.to_owned(), MANAGED_BY.1.to_owned()),
+        ]));
+        meta.owner_references = owner(source, false);
+    }
+    if let Some(role) = source.spec.auth.role_arn() {
+        meta.annotations = Some(BTreeMap::from([(
+            ROLE_ANNOTATION.to_owned(),
+            role.to_owned(),
+        )]));
+    }
+    ServiceAccount {
+        metadata: meta,
+        ..ServiceAccount::default()
+    }
+}
+
+/// The adapter's Deployment: one replica, `Recreate`, so that a rollout never
+/// runs two adapters on one stream.
+pub fn deployment(
+    source: &AWSDynamoDBSource,
+    sink_uri: &str,
+    settings: &AdapterSettings,
+) -> Deployment {
+    let overrides = source.spec.adapter_overrides.clone().unwrap_or_default();
+    let mut pod_labels = labels(source);
+    pod_labels.extend(overrides.labels.clone().unwrap_or_default());
+    let container = Container {
+        name: "adapter".to_owned(),
+        image: Some(settings.image.clone()),
+        env: Some(adapter_env(source, sink_uri)),
+        ports: Some(vec![
+            ContainerPort {
+                name: Some("metrics".to_owned()),
+                container_port: METRICS_PORT,
+                ..ContainerPort::default()
+            },
+            ContainerPort {
+                name: Some("health".to_owned()),
+                container_port: HEALTH_PORT,
+                ..ContainerPort::default()
+            },
+        ]),
+        startup_probe: Some(Probe {
+            http_get: Some(HTTPGetAction {
+                path: Some("/health".to_owned()),
+                port: IntOrString::String("health".to_owned()),
+                ..HTTPGetAction::default()
+            }),
+            period_seconds: Some(1),
+            failure_threshold: Some(60),
+            ..Probe::default()
+        }),
+        resources: overrides.resources.clone(),
+        ..Container::default()
+    };
+    let mut metadata = meta(source, deployment_name(source));
+    if let Some(extra) = &overrides.labels {
+        metadata
+            .labels
+            .get_or_insert_default()
+            .extend(extra.clone());
+    }
+    Deployment {
+        metadata,
+        spec: Some(DeploymentSpec {
+            replicas: Some(1),
+            strategy: Some(DeploymentStrategy {
+                type_: Some("Recreate".to_owned()),
+                rolling_update: None,
+            }),
+            selector: LabelSelector {
+                match_labels: Some(selector_labels(source)),
+                match_expressions: None,
+            },
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(pod_labels),
+                    annotations: overrides.annotations.clone(),
+                    ..ObjectMeta::default()
+                }),
+                spec: Some(PodSpec {
+                    service_account_name: Some(service_account_name(source).0),
+                    containers: vec![container],
+                    tolerations: overrides.tolerations.clone(),
+                    node_selector: overrides.node_selector.clone(),
+                    affinity: overrides.affinity.clone(),
+                    ..PodSpec::default()
+                }),
+            },
+            ..DeploymentSpec::default()
+        }),
+        status: None,
+    }
+}
+
+/// The ConfigMap the adapter keeps its checkpoints in. The controller
+/// creates it empty and never writes it again: its data is the adapter's.
+pub fn checkpoints(source: &AWSDynamoDBSource) -> ConfigMap {
+    ConfigMap {
+        metadata: meta(source, checkpoints_name(source)),
+        ..ConfigMap::default()
+    }
+}
+
+/// Exactly what the adapter needs: read and write its own ConfigMap.
+pub fn checkpoint_role(source: &AWSDynamoDBSource) -> Role {
+    Role {
+        metadata: meta(source, checkpoints_name(source)),
+        rules: Some(vec![PolicyRule {
+            api_groups: Some(vec![String::new()]),
+            resources: Some(vec!["configmaps".to_owned()]),
+            resource_names: Some(vec![checkpoints_name(source)]),
+            verbs: vec!["get".to_owned(), "update".to_owned(), "patch".to_owned()],
+            non_resource_urls: None,
+        }]),
+    }
+}
+
+pub fn checkpoint_binding(source: &AWSDynamoDBSource) -> RoleBinding {
+    RoleBinding {
+        metadata: meta(source, checkpoints_name(source)),
+        role_ref: RoleRef {
+            api_group: "rbac.authorization.k8s.io".to_owned(),
+            kind: "Role".to_owned(),
+            name: checkpoints_name(source),
+        },
+        subjects: Some(vec![Subject {
+            kind: "ServiceAccount".to_owned(),
+            name: service_account_name(source).0,
+            namespace: Some(namespace(source)),
+            api_group: None,
+        }]),
+    }
+}
+
+/// All of it.
+pub fn desired(source: &AWSDynamoDBSource, sink_uri: &str, settings: &AdapterSettings) -> Desired {
+    Desired {
+        service_account: service_account(source),
+        checkpoints: checkpoints(source),
+        checkpoint_role: checkpoint_role(source),
+        checkpoint_binding: checkpoint_binding(source),
+        deployment: deployment(source, sink_uri, settings),
+    }
+}
+
+/// Whether an existing object is the controller's to change.
+pub fn is_managed(meta: &ObjectMeta) -> bool {
+    meta.labels
+        .as_ref()
+        .and_then(|l| l.get(MANAGED_BY.0))
+        .is_some_and(|v| v == MANAGED_BY.1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use awsdynamodbsource_api::{AWSDynamoDBSourceSpec, AdapterOverrides};
+
+    fn seed() -> AWSDynamoDBSource {
+        let object: serde_json::Value =
+            serde_saphyr::from_str(include_str!("../../api/testdata/seed.yaml")).unwrap();
+        serde_json::from_value(object).unwrap()
+    }
+
+    fn settings() -> AdapterSettings {
+        AdapterSettings {
+            image: "registry.example/adapter:1".into(),
+        }
+    }
+
+    fn container(d: &Deployment) -> &Container {
+        &d.spec
+            .as_ref()
+            .unwrap()
+            .template
+            .spec
+            .as_ref()
+            .unwrap()
+            .containers[0]
+    }
+
+    fn value<'a>(env: &'a [EnvVar], name: &str) -> Option<&'a str> {
+        env.iter()
+            .find(|v| v.name == name)
+            .and_then(|v| v.value.as_deref())
+    }
+
+    #[test]
+    fn adapter_overrides_reach_the_pod() {
+        let mut source = seed();
+        source.spec.adapter_overrides = Some(AdapterOverrides {
+            annotations: Some(BTreeMap::from([("a".into(), "1".into())])),
+            labels: Some(BTreeMap::from([("team".into(), "data".into())])),
+            env: Some(vec![
+                EnvVar {
+                    name: "MAX_IN_FLIGHT".into(),
+                    value: Some("8".into()),
+                    value_from: None,
+                },
+                EnvVar {
+                    name: "EXTRA".into(),
+                    value: Some("x".into()),
+                    value_from: None,
+                },
+            ]),
+            node_selector: Some(BTreeMap::from([("disk".into(), "ssd".into())])),
+            ..AdapterOverrides::default()
+        });
+        source.spec.max_in_flight = Some(32);
+        let d = deployment(&source, "http://sink/", &settings());
+        let env = container(&d).env.clone().unwrap();
+        assert_eq!(value(&env, "MAX_IN_FLIGHT"), Some("8"), "the override wins");
+        assert_eq!(env.iter().filter(|v| v.name == "MAX_IN_FLIGHT").count(), 1);
+        assert_eq!(value(&env, "EXTRA"), Some("x"));
+        let template = &d.spec.as_ref().unwrap().template;
+        let meta = template.metadata.as_ref().unwrap();
+        assert_eq!(meta.annotations.as_ref().unwrap()["a"], "1");
+        assert_eq!(meta.labels.as_ref().unwrap()["team"], "data");
+        assert_eq!(d.metadata.labels.as_ref().unwrap()["team"], "data");
+        // The selector stays the controller's: overrides cannot break it.
+        assert_eq!(
+            d.spec.as_ref().unwrap().selector.match_labels,
+            Some(selector_labels(&source))
+        );
+        assert_eq!(
+            template
+                .spec
+                .as_ref()
+                .unwrap()
+                .node_selector
+                .as_ref()
+                .unwrap()["disk"],
+            "ssd"
+        );
+        assert_eq!(
+            container(&d).image.as_deref(),
+            Some("registry.example/adapter:1")
+        );
+    }
+
+    #[test]
+    fn the_adapters_own_options_map_to_its_environment() {
+        let mut source = seed();
+        source.spec = AWSDynamoDBSourceSpec {
+            starting_position: Some("TRIM_HORIZON".into()),
+            poll_interval: Some("1s".into()),
+            max_in_flight: Some(16),
+            ..source.spec
+        };
+        let env = adapter_env(&source, "http://sink/");
+        assert_eq!(value(&env, "STARTING_POSITION"), Some("TRIM_HORIZON"));
+        assert_eq!(value(&env, "POLL_INTERVAL"), Some("1s"));
+        assert_eq!(value(&env, "MAX_IN_FLIGHT"), Some("16"));
+        let plain = adapter_env(&seed(), "http://sink/");
+        assert!(value(&plain, "STARTING_POSITION").is_none());
+    }
+
+    #[test]
+    fn owners_only_with_a_uid_and_the_shared_account_is_not_controlled() {
+        let mut source = seed();
+        assert!(
+            deployment(&source, "http://s/", &settings())
+                .metadata
+                .owner_references
+                .is_none()
+        );
+        source.metadata.uid = Some("u-1".into());
+        source.metadata.namespace = Some("apps".into());
+        let d = desired(&source, "http://s/", &settings());
+        let owners = d.deployment.metadata.owner_references.unwrap();
+        assert_eq!(
+            (owners[0].uid.as_str(), owners[0].controller),
+            ("u-1", Some(true))
+        );
+        let sa_owners = d.service_account.metadata.owner_references.clone().unwrap();
+        assert_eq!(
+            sa_owners[0].controller,
+            Some(false),
+            "shared: one owner among others"
+        );
+        assert_eq!(d.deployment.metadata.namespace.as_deref(), Some("apps"));
+        assert!(is_managed(&d.service_account.metadata));
+        assert!(!is_managed(&ObjectMeta::default()));
+    }
+}

@@ -1,0 +1,174 @@
+//! `awsdynamodbsource-controller render`, the binary, on the seed's
+//! manifests.
+
+use std::process::{Command, Output};
+
+use serde_json::{Value, json};
+
+const SEED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../api/testdata/seed.yaml");
+const SEED_IAMROLE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../api/testdata/seed-iamrole.yaml"
+);
+const SINK: &str = "http://triggermesh-rb-broker.default.svc.cluster.local/";
+
+fn run(args: &[&str], stdin: Option<&str>) -> Output {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_awsdynamodbsource-controller"))
+        .args(args)
+        .env_remove("AWSDYNAMODBSOURCE_ADAPTER_IMAGE")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the controller binary runs");
+    let mut input = child.stdin.take().expect("stdin");
+    input
+        .write_all(stdin.unwrap_or_default().as_bytes())
+        .expect("write stdin");
+    drop(input);
+    child.wait_with_output().expect("it exits")
+}
+
+/// The rendered documents, by kind.
+fn render(file: &str, stdin: Option<&str>) -> Vec<Value> {
+    let out = run(&["render", "--sink-uri", SINK, "-f", file], stdin);
+    assert!(
+        out.status.success(),
+        "render failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).expect("UTF-8");
+    text.split("---\n")
+        .map(|doc| serde_saphyr::from_str::<Value>(doc).expect("each document is YAML"))
+        .collect()
+}
+
+fn of_kind<'a>(docs: &'a [Value], kind: &str) -> &'a Value {
+    docs.iter()
+        .find(|d| d["kind"] == kind)
+        .unwrap_or_else(|| panic!("no {kind} rendered"))
+}
+
+fn env_of(deployment: &Value) -> Vec<Value> {
+    let containers = deployment["spec"]["template"]["spec"]["containers"]
+        .as_array()
+        .expect("containers");
+    assert_eq!(containers.len(), 1);
+    assert_eq!(containers[0]["name"], "adapter");
+    containers[0]["env"].as_array().expect("env").clone()
+}
+
+fn var<'a>(env: &'a [Value], name: &str) -> &'a Value {
+    env.iter()
+        .find(|v| v["name"] == name)
+        .unwrap_or_else(|| panic!("no {name} in the adapter's env"))
+}
+
+#[test]
+fn the_seed_renders_a_deployment_with_arn_sink_and_secret_refs_on_the_shared_account() {
+    let docs = render(SEED, None);
+    let deployment = of_kind(&docs, "Deployment");
+    assert_eq!(deployment["metadata"]["name"], "awsdynamodbsource-sample");
+    assert_eq!(deployment["spec"]["replicas"], 1);
+    assert_eq!(deployment["spec"]["strategy"]["type"], "Recreate");
+    let env = env_of(deployment);
+    assert_eq!(
+        var(&env, "ARN")["value"],
+        "arn:aws:dynamodb:us-west-2:123456789012:table/triggermeshtest"
+    );
+    assert_eq!(var(&env, "K_SINK")["value"], SINK);
+    assert_eq!(
+        var(&env, "AWS_ACCESS_KEY_ID")["valueFrom"],
+        json!({"secretKeyRef": {"name": "awscreds", "key": "aws_access_key_id"}})
+    );
+    assert_eq!(
+        var(&env, "AWS_SECRET_ACCESS_KEY")["valueFrom"],
+        json!({"secretKeyRef": {"name": "awscreds", "key": "aws_secret_access_key"}})
+    );
+    assert_eq!(
+        deployment["spec"]["template"]["spec"]["serviceAccountName"],
+        "awsdynamodbsource-adapter"
+    );
+    let account = of_kind(&docs, "ServiceAccount");
+    assert_eq!(account["metadata"]["name"], "awsdynamodbsource-adapter");
+    assert!(
+        account["metadata"].get("annotations").is_none(),
+        "{account}"
+    );
+    // The checkpoints' RBAC is bound to that account, for that ConfigMap only.
+    let binding = of_kind(&docs, "RoleBinding");
+    assert_eq!(binding["subjects"][0]["name"], "awsdynamodbsource-adapter");
+    let role = of_kind(&docs, "Role");
+    assert_eq!(
+        role["rules"][0]["resourceNames"],
+        json!(["awsdynamodbsource-sample-checkpoints"])
+    );
+    assert_eq!(
+        var(&env, "CHECKPOINT_STORE")["value"],
+        "kubernetes:awsdynamodbsource-sample-checkpoints"
+    );
+}
+
+#[test]
+fn an_iam_role_gets_a_dedicated_annotated_service_account() {
+    let role = "arn:aws:iam::123456789012:role/foo";
+    let iam = std::fs::read_to_string(SEED).unwrap().replace(
+        "  auth:\n    credentials:\n      accessKeyID:\n        valueFromSecret:\n          name: awscreds\n          key: aws_access_key_id\n      secretAccessKey:\n        valueFromSecret:\n          name: awscreds\n          key: aws_secret_access_key\n",
+        &format!("  auth:\n    iam:\n      roleArn: {role}\n"),
+    );
+    assert!(iam.contains("iam:\n      roleArn"), "the replacement took");
+    for (what, docs, name) in [
+        (
+            "auth.iamrole",
+            render(SEED_IAMROLE, None),
+            "awsdynamodbsource-i-sample",
+        ),
+        (
+            "auth.iam",
+            render("-", Some(&iam)),
+            "awsdynamodbsource-i-sample",
+        ),
+    ] {
+        let account = of_kind(&docs, "ServiceAccount");
+        assert_eq!(account["metadata"]["name"], name, "{what}");
+        assert_eq!(
+            account["metadata"]["annotations"]["eks.amazonaws.com/role-arn"], role,
+            "{what}"
+        );
+        let deployment = of_kind(&docs, "Deployment");
+        assert_eq!(
+            deployment["spec"]["template"]["spec"]["serviceAccountName"], name,
+            "{what}"
+        );
+        let env = env_of(deployment);
+        assert!(
+            env.iter()
+                .all(|v| !v["name"].as_str().unwrap().starts_with("AWS_ACCESS")),
+            "{what}: no static keys"
+        );
+    }
+    // A named service account under auth.iam is used as named.
+    let named = iam.replace(
+        &format!("roleArn: {role}\n"),
+        &format!("roleArn: {role}\n      serviceAccount: my-irsa\n"),
+    );
+    let docs = render("-", Some(&named));
+    assert_eq!(
+        of_kind(&docs, "ServiceAccount")["metadata"]["name"],
+        "my-irsa"
+    );
+}
+
+#[test]
+fn a_bad_manifest_gives_one_line_naming_the_field() {
+    let bad = std::fs::read_to_string(SEED)
+        .unwrap()
+        .replace("table/triggermeshtest", "stream/x");
+    let out = run(&["render", "--sink-uri", SINK, "-f", "-"], Some(&bad));
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("spec.arn: "), "{stderr}");
+    assert!(out.stdout.is_empty());
+}
