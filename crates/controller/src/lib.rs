@@ -5,6 +5,7 @@
 //! tested without a cluster; the binary wires them to the API server.
 
 pub mod plan;
+pub mod reconcile;
 pub mod render;
 pub mod resources;
 pub mod sink;

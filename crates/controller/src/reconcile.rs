@@ -1,0 +1,256 @@
+//! The API side of a reconcile: fetch what exists, [`plan`], carry it out.
+//!
+//! Owns the calls to the API server for one source, in a fixed order (the
+//! mocked-API tests assert it): the sink object, the service account, the
+//! checkpoint ConfigMap, Role and RoleBinding, the Deployment; then the
+//! changes, the status, and an event per change. It never decides anything:
+//! that is [`crate::plan`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use awsdynamodbsource_api::AWSDynamoDBSource;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{ConfigMap, ServiceAccount};
+use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
+use kube::core::{ApiResource, GroupVersionKind};
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType, Recorder};
+use kube::{Client, Resource, ResourceExt};
+use serde::de::DeserializeOwned;
+
+use crate::plan::{Change, Observed, plan};
+use crate::resources::{self, AdapterSettings};
+use crate::sink::is_core_service;
+
+/// How often a source is looked at again when nothing happens: a sink's
+/// address can change without the source changing.
+pub const RESYNC: Duration = Duration::from_secs(300);
+
+/// What every reconcile shares.
+pub struct Context {
+    pub client: Client,
+    pub settings: AdapterSettings,
+    pub recorder: Recorder,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{what}: {source}")]
+    Kube {
+        what: String,
+        #[source]
+        source: kube::Error,
+    },
+}
+
+fn kube_err(what: impl Into<String>) -> impl FnOnce(kube::Error) -> Error {
+    let what = what.into();
+    move |source| Error::Kube { what, source }
+}
+
+/// GET that treats 404 as absent.
+async fn get_opt<K>(api: &Api<K>, name: &str) -> Result<Option<K>, Error>
+where
+    K: Clone + DeserializeOwned + std::fmt::Debug,
+{
+    api.get_opt(name)
+        .await
+        .map_err(kube_err(format!("get {name}")))
+}
+
+/// The object `spec.sink.ref` names, unless it is a core Service (resolved
+/// by name alone) or there is no ref.
+async fn sink_object(
+    client: &Client,
+    source: &AWSDynamoDBSource,
+) -> Result<Option<serde_json::Value>, Error> {
+    let Some(reference) = &source.spec.sink.reference else {
+        return Ok(None);
+    };
+    if is_core_service(reference) {
+        return Ok(None);
+    }
+    let (group, version) = match reference.api_version.rsplit_once('/') {
+        Some((g, v)) => (g, v),
+        None => ("", reference.api_version.as_str()),
+    };
+    let gvk = GroupVersionKind::gvk(group, version, &reference.kind);
+    let resource = ApiResource::from_gvk(&gvk);
+    let namespace = reference
+        .namespace
+        .clone()
+        .unwrap_or_else(|| resources::namespace(source));
+    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), &namespace, &resource);
+    let object = get_opt(&api, &reference.name).await?;
+    Ok(object.and_then(|o| serde_json::to_value(o).ok()))
+}
+
+/// Everything that exists for the source.
+pub async fn observe(client: &Client, source: &AWSDynamoDBSource) -> Result<Observed, Error> {
+    let ns = resources::namespace(source);
+    let sink_object = sink_object(client, source).await?;
+    let (account, _) = resources::service_account_name(source);
+    let checkpoints = resources::checkpoints_name(source);
+    Ok(Observed {
+        sink_object,
+        service_account: get_opt(
+            &Api::<ServiceAccount>::namespaced(client.clone(), &ns),
+            &account,
+        )
+        .await?,
+        checkpoints: get_opt(
+            &Api::<ConfigMap>::namespaced(client.clone(), &ns),
+            &checkpoints,
+        )
+        .await?,
+        checkpoint_role: get_opt(&Api::<Role>::namespaced(client.clone(), &ns), &checkpoints)
+            .await?,
+        checkpoint_binding: get_opt(
+            &Api::<RoleBinding>::namespaced(client.clone(), &ns),
+            &checkpoints,
+        )
+        .await?,
+        deployment: get_opt(
+            &Api::<Deployment>::namespaced(client.clone(), &ns),
+            &resources::deployment_name(source),
+        )
+        .await?,
+    })
+}
+
+async fn create<K>(client: &Client, ns: &str, object: &K) -> Result<(), Error>
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + DeserializeOwned
+        + serde::Serialize
+        + std::fmt::Debug,
+    K::DynamicType: Default,
+{
+    let what = format!(
+        "create {} {}",
+        K::kind(&Default::default()),
+        object.name_any()
+    );
+    Api::<K>::namespaced(client.clone(), ns)
+        .create(&PostParams::default(), object)
+        .await
+        .map_err(kube_err(what))?;
+    Ok(())
+}
+
+async fn replace<K>(client: &Client, ns: &str, object: &K) -> Result<(), Error>
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + DeserializeOwned
+        + serde::Serialize
+        + std::fmt::Debug,
+    K::DynamicType: Default,
+{
+    let what = format!(
+        "replace {} {}",
+        K::kind(&Default::default()),
+        object.name_any()
+    );
+    Api::<K>::namespaced(client.clone(), ns)
+        .replace(&object.name_any(), &PostParams::default(), object)
+        .await
+        .map_err(kube_err(what))?;
+    Ok(())
+}
+
+/// Carries one change out; returns what it did, for the event.
+async fn apply(client: &Client, ns: &str, change: &Change) -> Result<String, Error> {
+    Ok(match change {
+        Change::CreateServiceAccount(o) => {
+            create(client, ns, o).await?;
+            format!("created service account {}", o.name_any())
+        }
+        Change::ReplaceServiceAccount(o) => {
+            replace(client, ns, o).await?;
+            format!("updated service account {}", o.name_any())
+        }
+        Change::CreateConfigMap(o) => {
+            create(client, ns, o).await?;
+            format!("created checkpoint ConfigMap {}", o.name_any())
+        }
+        Change::CreateRole(o) => {
+            create(client, ns, o).await?;
+            format!("created Role {}", o.name_any())
+        }
+        Change::ReplaceRole(o) => {
+            replace(client, ns, o).await?;
+            format!("updated Role {}", o.name_any())
+        }
+        Change::CreateRoleBinding(o) => {
+            create(client, ns, o).await?;
+            format!("created RoleBinding {}", o.name_any())
+        }
+        Change::ReplaceRoleBinding(o) => {
+            replace(client, ns, o).await?;
+            format!("updated RoleBinding {}", o.name_any())
+        }
+        Change::CreateDeployment(o) => {
+            create(client, ns, o).await?;
+            format!("created adapter Deployment {}", o.name_any())
+        }
+        Change::ReplaceDeployment(o) => {
+            replace(client, ns, o).await?;
+            format!("updated adapter Deployment {}", o.name_any())
+        }
+    })
+}
+
+fn now() -> String {
+    k8s_openapi::jiff::Timestamp::now()
+        .round(k8s_openapi::jiff::Unit::Second)
+        .map(|t| t.to_string())
+        .unwrap_or_default()
+}
+
+/// One reconcile of one source.
+pub async fn reconcile(source: Arc<AWSDynamoDBSource>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let client = &ctx.client;
+    let ns = resources::namespace(&source);
+    let observed = observe(client, &source).await?;
+    let plan = plan(&source, &observed, &ctx.settings, &now());
+    let reference = source.object_ref(&());
+    if plan.unmanaged_service_account {
+        tracing::info!(source = %source.name_any(), "using a service account the controller does not manage, unchanged");
+    }
+    for change in &plan.changes {
+        let done = apply(client, &ns, change).await?;
+        tracing::info!(source = %source.name_any(), "{done}");
+        let event = Event {
+            type_: EventType::Normal,
+            reason: "Reconciled".into(),
+            note: Some(done),
+            action: "Reconcile".into(),
+            secondary: None,
+        };
+        if let Err(e) = ctx.recorder.publish(&event, &reference).await {
+            tracing::warn!(error = %e, "cannot publish an event");
+        }
+    }
+    if let Some(status) = plan.status {
+        let api: Api<AWSDynamoDBSource> = Api::namespaced(client.clone(), &ns);
+        let patch = serde_json::json!({ "status": status });
+        api.patch_status(
+            &source.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
+        .await
+        .map_err(kube_err("update the status"))?;
+    }
+    Ok(Action::requeue(RESYNC))
+}
+
+/// After a failed reconcile: log, and try again soon.
+pub fn error_policy(source: Arc<AWSDynamoDBSource>, error: &Error, _: Arc<Context>) -> Action {
+    tracing::warn!(source = %source.name_any(), error = %error, "reconcile failed");
+    Action::requeue(Duration::from_secs(5))
+}

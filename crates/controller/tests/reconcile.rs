@@ -1,0 +1,240 @@
+//! `reconcile` against a mocked API server (kube-rs's tower-test pattern):
+//! each expected call is asserted, in order, and answered.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use awsdynamodbsource_api::AWSDynamoDBSource;
+use awsdynamodbsource_controller::reconcile::{Context, reconcile};
+use awsdynamodbsource_controller::resources::AdapterSettings;
+use http::{Request, Response, StatusCode};
+use kube::Client;
+use kube::client::Body;
+use kube::runtime::events::{Recorder, Reporter};
+use serde_json::{Value, json};
+
+type Handle = tower_test::mock::Handle<Request<Body>, Response<Body>>;
+
+const SINK: &str = "http://triggermesh-rb-broker.default.svc.cluster.local/";
+const NS: &str = "/api/v1/namespaces/default";
+
+fn seed() -> AWSDynamoDBSource {
+    let object: Value =
+        serde_saphyr::from_str(include_str!("../../api/testdata/seed.yaml")).unwrap();
+    let mut source: AWSDynamoDBSource = serde_json::from_value(object).unwrap();
+    source.metadata.namespace = Some("default".into());
+    source.metadata.uid = Some("uid-1".into());
+    source.metadata.generation = Some(1);
+    source
+}
+
+fn context(client: Client) -> Arc<Context> {
+    let reporter = Reporter {
+        controller: "awsdynamodbsource-controller".into(),
+        instance: None,
+    };
+    Arc::new(Context {
+        recorder: Recorder::new(client.clone(), reporter),
+        client,
+        settings: AdapterSettings {
+            image: "adapter:1".into(),
+        },
+    })
+}
+
+fn not_found() -> (StatusCode, Value) {
+    (
+        StatusCode::NOT_FOUND,
+        json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+               "message": "not found", "reason": "NotFound", "code": 404}),
+    )
+}
+
+/// Waits for the next call, asserts its method and path, answers it, and
+/// returns its body.
+async fn expect(
+    handle: &mut Handle,
+    method: &str,
+    path: &str,
+    answer: impl FnOnce(&Value) -> (StatusCode, Value),
+) -> Value {
+    let (request, send) = tokio::time::timeout(Duration::from_secs(5), handle.next_request())
+        .await
+        .unwrap_or_else(|_| panic!("no call; expected {method} {path}"))
+        .unwrap_or_else(|| panic!("the client went away; expected {method} {path}"));
+    assert_eq!(
+        (request.method().as_str(), request.uri().path()),
+        (method, path),
+        "unexpected call"
+    );
+    let bytes = request.into_body().collect_bytes().await.unwrap();
+    let body: Value = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes).unwrap()
+    };
+    let (status, reply) = answer(&body);
+    send.send_response(
+        Response::builder()
+            .status(status)
+            .body(Body::from(serde_json::to_vec(&reply).unwrap()))
+            .unwrap(),
+    );
+    body
+}
+
+/// An event: kube's recorder writes it with a patch to a named event (or a
+/// post); answered as written. Returns the event.
+async fn expect_event(handle: &mut Handle) -> Value {
+    let (request, send) = tokio::time::timeout(Duration::from_secs(5), handle.next_request())
+        .await
+        .expect("no event written")
+        .expect("the client went away before the event");
+    let path = request.uri().path().to_owned();
+    assert!(
+        path.starts_with(EVENTS),
+        "unexpected call {} {path}",
+        request.method()
+    );
+    let bytes = request.into_body().collect_bytes().await.unwrap();
+    let event: Value = serde_json::from_slice(&bytes).unwrap();
+    send.send_response(
+        Response::builder()
+            .status(StatusCode::OK)
+            .body(Body::from(bytes.to_vec()))
+            .unwrap(),
+    );
+    event
+}
+
+fn echo(body: &Value) -> (StatusCode, Value) {
+    (StatusCode::CREATED, body.clone())
+}
+
+fn broker() -> (StatusCode, Value) {
+    (
+        StatusCode::OK,
+        json!({"apiVersion": "eventing.triggermesh.io/v1alpha1", "kind": "RedisBroker",
+               "metadata": {"name": "triggermesh", "namespace": "default"},
+               "status": {"address": {"url": SINK}}}),
+    )
+}
+
+const BROKER: &str =
+    "/apis/eventing.triggermesh.io/v1alpha1/namespaces/default/redisbrokers/triggermesh";
+const ACCOUNT: &str = "/api/v1/namespaces/default/serviceaccounts/awsdynamodbsource-adapter";
+const CONFIGMAP: &str =
+    "/api/v1/namespaces/default/configmaps/awsdynamodbsource-sample-checkpoints";
+const ROLE: &str = "/apis/rbac.authorization.k8s.io/v1/namespaces/default/roles/awsdynamodbsource-sample-checkpoints";
+const BINDING: &str = "/apis/rbac.authorization.k8s.io/v1/namespaces/default/rolebindings/awsdynamodbsource-sample-checkpoints";
+const DEPLOYMENT: &str = "/apis/apps/v1/namespaces/default/deployments/awsdynamodbsource-sample";
+const EVENTS: &str = "/apis/events.k8s.io/v1/namespaces/default/events";
+const STATUS: &str =
+    "/apis/sources.triggermesh.io/v1alpha1/namespaces/default/awsdynamodbsources/sample/status";
+
+#[tokio::test]
+async fn a_new_source_gets_its_objects_an_event_each_and_a_status() {
+    let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let ctx = context(Client::new(service, "default"));
+    let run = tokio::spawn(reconcile(Arc::new(seed()), ctx));
+
+    expect(&mut handle, "GET", BROKER, |_| broker()).await;
+    for path in [ACCOUNT, CONFIGMAP, ROLE, BINDING, DEPLOYMENT] {
+        expect(&mut handle, "GET", path, |_| not_found()).await;
+    }
+    let created = [
+        (format!("{NS}/serviceaccounts"), "ServiceAccount"),
+        (format!("{NS}/configmaps"), "ConfigMap"),
+        (
+            "/apis/rbac.authorization.k8s.io/v1/namespaces/default/roles".to_owned(),
+            "Role",
+        ),
+        (
+            "/apis/rbac.authorization.k8s.io/v1/namespaces/default/rolebindings".to_owned(),
+            "RoleBinding",
+        ),
+        (
+            "/apis/apps/v1/namespaces/default/deployments".to_owned(),
+            "Deployment",
+        ),
+    ];
+    for (path, kind) in created {
+        let body = expect(&mut handle, "POST", &path, echo).await;
+        assert_eq!(body["kind"], kind);
+        assert_eq!(
+            body["metadata"]["ownerReferences"][0]["uid"], "uid-1",
+            "{kind} is owned by the source"
+        );
+        if kind == "Deployment" {
+            let env = &body["spec"]["template"]["spec"]["containers"][0]["env"];
+            assert!(
+                env.as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|v| v["name"] == "K_SINK" && v["value"] == SINK)
+            );
+        }
+        let event = expect_event(&mut handle).await;
+        assert_eq!(event["reason"], "Reconciled");
+        assert_eq!(event["regarding"]["name"], "sample");
+    }
+    let patch = expect(&mut handle, "PATCH", STATUS, |_| {
+        (StatusCode::OK, serde_json::to_value(seed()).unwrap())
+    })
+    .await;
+    assert_eq!(patch["status"]["sinkUri"], SINK);
+    let conditions = patch["status"]["conditions"].as_array().unwrap();
+    let status_of = |t: &str| conditions.iter().find(|c| c["type"] == t).unwrap()["status"].clone();
+    assert_eq!(status_of("SinkProvided"), "True");
+    assert_eq!(status_of("Deployed"), "Unknown");
+
+    run.await.unwrap().expect("the reconcile succeeds");
+}
+
+#[tokio::test]
+async fn a_missing_sink_creates_nothing_and_reports_sink_not_found() {
+    let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let ctx = context(Client::new(service, "default"));
+    let run = tokio::spawn(reconcile(Arc::new(seed()), ctx));
+
+    expect(&mut handle, "GET", BROKER, |_| not_found()).await;
+    for path in [ACCOUNT, CONFIGMAP, ROLE, BINDING, DEPLOYMENT] {
+        expect(&mut handle, "GET", path, |_| not_found()).await;
+    }
+    let patch = expect(&mut handle, "PATCH", STATUS, |_| {
+        (StatusCode::OK, serde_json::to_value(seed()).unwrap())
+    })
+    .await;
+    let conditions = patch["status"]["conditions"].as_array().unwrap();
+    let ready = conditions.iter().find(|c| c["type"] == "Ready").unwrap();
+    assert_eq!(
+        (ready["status"].as_str(), ready["reason"].as_str()),
+        (Some("False"), Some("SinkNotFound"))
+    );
+    run.await.unwrap().expect("the reconcile succeeds");
+    assert!(
+        handle.next_request().await.is_none(),
+        "nothing else is called"
+    );
+}
+
+#[tokio::test]
+async fn an_api_error_fails_the_reconcile_with_what_it_was_doing() {
+    let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let ctx = context(Client::new(service, "default"));
+    let run = tokio::spawn(reconcile(Arc::new(seed()), ctx));
+    expect(&mut handle, "GET", BROKER, |_| broker()).await;
+    expect(&mut handle, "GET", ACCOUNT, |_| {
+        (
+            StatusCode::FORBIDDEN,
+            json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                   "message": "forbidden", "reason": "Forbidden", "code": 403}),
+        )
+    })
+    .await;
+    let error = run.await.unwrap().expect_err("a 403 fails the reconcile");
+    assert!(
+        error.to_string().contains("get awsdynamodbsource-adapter"),
+        "{error}"
+    );
+}
