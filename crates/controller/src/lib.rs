@@ -4,6 +4,7 @@
 //! is resolved by [`sink`]. Decisions are pure functions, so that they are
 //! tested without a cluster; the binary wires them to the API server.
 
+pub mod leader;
 pub mod plan;
 pub mod reconcile;
 pub mod render;
