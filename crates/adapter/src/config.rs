@@ -77,7 +77,8 @@ pub struct Args {
     )]
     starting_position: String,
 
-    /// file:<directory> or memory:. Default: file: in a folder of STATE_DIR named after
+    /// file:<directory>, memory:, or kubernetes:<configmap> (a ConfigMap of the adapter's
+    /// namespace, in a cluster). Default: file: in a folder of STATE_DIR named after
     /// NAMESPACE/NAME, or after the table.
     #[arg(
         long,
@@ -193,6 +194,8 @@ pub enum LogFormat {
 pub enum CheckpointLocation {
     File(PathBuf),
     Memory,
+    /// A ConfigMap's name, in the adapter's namespace.
+    Kubernetes(String),
 }
 
 /// Settings, checked. Holds no secret (credentials stay with the AWS SDK).
@@ -299,11 +302,14 @@ impl Args {
                 &name,
             )?),
             Some("memory:") => CheckpointLocation::Memory,
-            Some(s) => match s.strip_prefix("file:") {
-                Some(dir) if !dir.is_empty() => CheckpointLocation::File(PathBuf::from(dir)),
+            Some(s) => match (s.strip_prefix("file:"), s.strip_prefix("kubernetes:")) {
+                (Some(dir), _) if !dir.is_empty() => CheckpointLocation::File(PathBuf::from(dir)),
+                (_, Some(name)) if !name.is_empty() => {
+                    CheckpointLocation::Kubernetes(name.to_owned())
+                }
                 _ => {
                     return Err(format!(
-                        "CHECKPOINT_STORE {s:?} is not file:<directory> or memory:"
+                        "CHECKPOINT_STORE {s:?} is not file:<directory>, memory: or kubernetes:<configmap>"
                     ));
                 }
             },
@@ -420,6 +426,22 @@ mod tests {
     const ARN: &str = "arn:aws:dynamodb:ddblocal:000000000000:table/orders";
 
     #[test]
+    fn checkpoints_in_a_configmap() {
+        let s = args(&[
+            ("ARN", ARN),
+            (
+                "CHECKPOINT_STORE",
+                "kubernetes:awsdynamodbsource-x-checkpoints",
+            ),
+        ])
+        .unwrap();
+        assert_eq!(
+            s.checkpoints,
+            CheckpointLocation::Kubernetes("awsdynamodbsource-x-checkpoints".into())
+        );
+    }
+
+    #[test]
     fn defaults() {
         let s = args(&[("ARN", ARN), ("STATE_DIR", "/state")]).unwrap();
         assert_eq!(s.max_in_flight, 64);
@@ -470,6 +492,10 @@ mod tests {
             ),
             (
                 &[("ARN", ARN), ("CHECKPOINT_STORE", "redis://x")],
+                "CHECKPOINT_STORE",
+            ),
+            (
+                &[("ARN", ARN), ("CHECKPOINT_STORE", "kubernetes:")],
                 "CHECKPOINT_STORE",
             ),
             (&[("ARN", ARN), ("MAX_IN_FLIGHT", "0")], "MAX_IN_FLIGHT"),

@@ -19,6 +19,7 @@ use awsdynamodb_source::metrics::Metrics;
 use awsdynamodb_source::sink::{HttpSink, Sink, StdoutSink, redact};
 use awsdynamodb_source::stream::aws::AwsStreams;
 use awsdynamodb_source::{Engine, EngineConfig, preflight};
+use awsdynamodbsource_checkpoint_kube::ConfigMapStore;
 use clap::Parser;
 use config::{Args, CheckpointLocation, LogFormat, Settings};
 use prometheus_client::registry::Registry;
@@ -90,6 +91,16 @@ async fn run(s: Settings) -> Result<(), String> {
     let store: Arc<dyn CheckpointStore> = match &s.checkpoints {
         CheckpointLocation::File(dir) => Arc::new(FileStore::open(dir).map_err(|e| e.to_string())?),
         CheckpointLocation::Memory => Arc::new(MemoryStore::new()),
+        CheckpointLocation::Kubernetes(name) => {
+            let client = kube::Client::try_default().await.map_err(|e| {
+                format!("CHECKPOINT_STORE kubernetes:{name}: no Kubernetes API reachable: {e}")
+            })?;
+            let namespace = s
+                .namespace
+                .clone()
+                .unwrap_or_else(|| client.default_namespace().to_owned());
+            Arc::new(ConfigMapStore::new(client, &namespace, name))
+        }
     };
 
     let mut registry = Registry::default();

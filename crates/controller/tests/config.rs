@@ -15,8 +15,8 @@ fn documents() -> Vec<(String, Value)> {
     for file in files {
         let text = std::fs::read_to_string(&file).unwrap();
         for doc in text.split("\n---\n") {
-            let value: Value = serde_saphyr::from_str(doc)
-                .unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+            let value: Value =
+                serde_saphyr::from_str(doc).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
             docs.push((file.display().to_string(), value));
         }
     }
@@ -26,8 +26,20 @@ fn documents() -> Vec<(String, Value)> {
 #[test]
 fn every_manifest_is_a_named_object() {
     let docs = documents();
-    let kinds: Vec<&str> = docs.iter().map(|(_, d)| d["kind"].as_str().unwrap_or("")).collect();
-    for kind in ["Namespace", "CustomResourceDefinition", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding", "Deployment"] {
+    let kinds: Vec<&str> = docs
+        .iter()
+        .map(|(_, d)| d["kind"].as_str().unwrap_or(""))
+        .collect();
+    for kind in [
+        "Namespace",
+        "CustomResourceDefinition",
+        "ServiceAccount",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "Role",
+        "RoleBinding",
+        "Deployment",
+    ] {
         assert!(kinds.contains(&kind), "no {kind} in config/");
     }
     for (file, doc) in &docs {
@@ -48,26 +60,57 @@ fn the_controller_may_do_what_it_does() {
     let granted = |group: &str, resource: &str, verb: &str| {
         rules.iter().any(|r| {
             let has = |key: &str, want: &str| {
-                r[key].as_array().unwrap().iter().any(|v| v == want || v == "*")
+                r[key]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|v| v == want || v == "*")
             };
             has("apiGroups", group) && has("resources", resource) && has("verbs", verb)
         })
     };
     for (group, resource, verbs) in [
-        ("sources.triggermesh.io", "awsdynamodbsources", &["get", "list", "watch"][..]),
-        ("sources.triggermesh.io", "awsdynamodbsources/status", &["patch"]),
-        ("apps", "deployments", &["get", "list", "watch", "create", "update"]),
+        (
+            "sources.triggermesh.io",
+            "awsdynamodbsources",
+            &["get", "list", "watch"][..],
+        ),
+        (
+            "sources.triggermesh.io",
+            "awsdynamodbsources/status",
+            &["patch"],
+        ),
+        (
+            "apps",
+            "deployments",
+            &["get", "list", "watch", "create", "update"],
+        ),
         ("", "serviceaccounts", &["get", "create", "update"]),
         ("", "configmaps", &["get", "create", "update", "patch"]),
-        ("rbac.authorization.k8s.io", "roles", &["get", "create", "update"]),
-        ("rbac.authorization.k8s.io", "rolebindings", &["get", "create", "update"]),
+        (
+            "rbac.authorization.k8s.io",
+            "roles",
+            &["get", "create", "update"],
+        ),
+        (
+            "rbac.authorization.k8s.io",
+            "rolebindings",
+            &["get", "create", "update"],
+        ),
         ("events.k8s.io", "events", &["create", "patch"]),
         ("eventing.triggermesh.io", "redisbrokers", &["get"]),
         ("eventing.knative.dev", "brokers", &["get"]),
-        ("coordination.k8s.io", "leases", &["get", "create", "update"]),
+        (
+            "coordination.k8s.io",
+            "leases",
+            &["get", "create", "update"],
+        ),
     ] {
         for verb in verbs {
-            assert!(granted(group, resource, verb), "{verb} {group}/{resource} is not granted");
+            assert!(
+                granted(group, resource, verb),
+                "{verb} {group}/{resource} is not granted"
+            );
         }
     }
     let controller = docs
@@ -78,5 +121,8 @@ fn the_controller_may_do_what_it_does() {
     let container = &controller["spec"]["template"]["spec"]["containers"][0];
     assert_eq!(container["args"][0], "run");
     let env = container["env"].as_array().unwrap();
-    assert!(env.iter().any(|v| v["name"] == "AWSDYNAMODBSOURCE_ADAPTER_IMAGE"));
+    assert!(
+        env.iter()
+            .any(|v| v["name"] == "AWSDYNAMODBSOURCE_ADAPTER_IMAGE")
+    );
 }
