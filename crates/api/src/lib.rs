@@ -27,14 +27,23 @@ pub fn crd() -> CustomResourceDefinition {
         ("eventing.knative.dev/source".to_owned(), "true".to_owned()),
         ("duck.knative.dev/source".to_owned(), "true".to_owned()),
     ]));
+    // A struct, not `json!`: a map's key order depends on whether some crate
+    // in the build enables serde_json's `preserve_order`.
+    #[derive(serde::Serialize)]
+    struct EventType {
+        #[serde(rename = "type")]
+        type_: &'static str,
+        schema: &'static str,
+        description: &'static str,
+    }
+    let event_types = [EventType {
+        type_: EVENT_TYPE,
+        schema: "https://raw.githubusercontent.com/triggermesh/triggermesh/main/schemas/com.amazon.dynamodb.stream_record.json",
+        description: "A change to an item of the table (INSERT, MODIFY or REMOVE)",
+    }];
     crd.metadata.annotations = Some(BTreeMap::from([(
         "registry.knative.dev/eventTypes".to_owned(),
-        serde_json::json!([{
-            "type": EVENT_TYPE,
-            "schema": "https://raw.githubusercontent.com/triggermesh/triggermesh/main/schemas/com.amazon.dynamodb.stream_record.json",
-            "description": "A change to an item of the table (INSERT, MODIFY or REMOVE)",
-        }])
-        .to_string(),
+        serde_json::to_string(&event_types).unwrap_or_default(),
     )]));
     crd
 }
