@@ -238,3 +238,146 @@ async fn an_api_error_fails_the_reconcile_with_what_it_was_doing() {
         "{error}"
     );
 }
+
+/// The objects a reconcile of `source` creates when nothing exists, as the
+/// API server would return them (with a resourceVersion).
+fn as_created(source: &AWSDynamoDBSource) -> Vec<Value> {
+    use awsdynamodbsource_controller::plan::{Change, Observed, plan};
+    let observed = Observed {
+        sink_object: Some(broker().1),
+        ..Observed::default()
+    };
+    let settings = AdapterSettings {
+        image: "adapter:1".into(),
+    };
+    plan(source, &observed, &settings, "2026-01-01T00:00:00Z")
+        .changes
+        .into_iter()
+        .map(|c| {
+            let mut v = match c {
+                Change::CreateServiceAccount(o) => serde_json::to_value(o),
+                Change::CreateConfigMap(o) => serde_json::to_value(o),
+                Change::CreateRole(o) => serde_json::to_value(o),
+                Change::CreateRoleBinding(o) => serde_json::to_value(o),
+                Change::CreateDeployment(o) => serde_json::to_value(o),
+                other => panic!("not a creation: {other:?}"),
+            }
+            .unwrap();
+            v["metadata"]["resourceVersion"] = json!("41");
+            v
+        })
+        .collect()
+}
+
+fn available(mut deployment: Value) -> Value {
+    deployment["status"] = json!({"availableReplicas": 1, "replicas": 1});
+    deployment
+}
+
+/// GETs of every object answered with `existing` (in the order observed).
+async fn observed(handle: &mut Handle, existing: &[Value]) {
+    expect(handle, "GET", BROKER, |_| broker()).await;
+    for (path, object) in [ACCOUNT, CONFIGMAP, ROLE, BINDING, DEPLOYMENT]
+        .into_iter()
+        .zip(existing)
+    {
+        let object = object.clone();
+        expect(handle, "GET", path, move |_| (StatusCode::OK, object)).await;
+    }
+}
+
+#[tokio::test]
+async fn nothing_changed_means_reads_only() {
+    let mut source = seed();
+    let mut existing = as_created(&source);
+    existing[4] = available(existing[4].clone());
+    // The status as the first reconcile of this state wrote it.
+    let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let run = tokio::spawn(reconcile(
+        Arc::new(source.clone()),
+        context(Client::new(service, "default")),
+    ));
+    observed(&mut handle, &existing).await;
+    let patch = expect(&mut handle, "PATCH", STATUS, |_| {
+        (StatusCode::OK, serde_json::to_value(seed()).unwrap())
+    })
+    .await;
+    run.await.unwrap().unwrap();
+    source.status = Some(serde_json::from_value(patch["status"].clone()).unwrap());
+
+    let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let run = tokio::spawn(reconcile(
+        Arc::new(source),
+        context(Client::new(service, "default")),
+    ));
+    observed(&mut handle, &existing).await;
+    run.await.unwrap().unwrap();
+    assert!(
+        handle.next_request().await.is_none(),
+        "no write when nothing changed"
+    );
+}
+
+#[tokio::test]
+async fn a_spec_change_replaces_the_deployment_at_its_version() {
+    let before = seed();
+    let mut existing = as_created(&before);
+    existing[4] = available(existing[4].clone());
+    let mut after = before.clone();
+    after.spec.max_in_flight = Some(8);
+    let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let run = tokio::spawn(reconcile(
+        Arc::new(after),
+        context(Client::new(service, "default")),
+    ));
+    observed(&mut handle, &existing).await;
+    let put = expect(&mut handle, "PUT", DEPLOYMENT, |b| {
+        (StatusCode::OK, b.clone())
+    })
+    .await;
+    assert_eq!(put["metadata"]["resourceVersion"], "41");
+    let env = put["spec"]["template"]["spec"]["containers"][0]["env"]
+        .as_array()
+        .unwrap();
+    assert!(
+        env.iter()
+            .any(|v| v["name"] == "MAX_IN_FLIGHT" && v["value"] == "8")
+    );
+    let event = expect_event(&mut handle).await;
+    assert!(
+        event["note"]
+            .as_str()
+            .unwrap()
+            .contains("updated adapter Deployment"),
+        "{event}"
+    );
+    expect(&mut handle, "PATCH", STATUS, |_| {
+        (StatusCode::OK, serde_json::to_value(seed()).unwrap())
+    })
+    .await;
+    run.await.unwrap().unwrap();
+    assert!(handle.next_request().await.is_none());
+}
+
+#[tokio::test]
+async fn an_unmanaged_service_account_is_never_written() {
+    let source = seed();
+    let mut existing = as_created(&source);
+    existing[0] = json!({"apiVersion": "v1", "kind": "ServiceAccount",
+        "metadata": {"name": "awsdynamodbsource-adapter", "namespace": "default", "resourceVersion": "3",
+                     "annotations": {"owner": "platform-team"}}});
+    existing[4] = available(existing[4].clone());
+    let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let run = tokio::spawn(reconcile(
+        Arc::new(source),
+        context(Client::new(service, "default")),
+    ));
+    observed(&mut handle, &existing).await;
+    // Only the status: the account is used as it is.
+    expect(&mut handle, "PATCH", STATUS, |_| {
+        (StatusCode::OK, serde_json::to_value(seed()).unwrap())
+    })
+    .await;
+    run.await.unwrap().unwrap();
+    assert!(handle.next_request().await.is_none());
+}
