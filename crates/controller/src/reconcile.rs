@@ -120,7 +120,8 @@ pub async fn observe(client: &Client, source: &AWSDynamoDBSource) -> Result<Obse
     })
 }
 
-async fn create<K>(client: &Client, ns: &str, object: &K) -> Result<(), Error>
+/// Creates an object; returns what it did, for the event.
+async fn create<K>(client: &Client, ns: &str, object: &K) -> Result<String, Error>
 where
     K: Resource<Scope = k8s_openapi::NamespaceResourceScope>
         + Clone
@@ -129,19 +130,17 @@ where
         + std::fmt::Debug,
     K::DynamicType: Default,
 {
-    let what = format!(
-        "create {} {}",
-        K::kind(&Default::default()),
-        object.name_any()
-    );
+    let what = format!("{} {}", K::kind(&Default::default()), object.name_any());
     Api::<K>::namespaced(client.clone(), ns)
         .create(&PostParams::default(), object)
         .await
-        .map_err(kube_err(what))?;
-    Ok(())
+        .map_err(kube_err(format!("create {what}")))?;
+    Ok(format!("created {what}"))
 }
 
-async fn replace<K>(client: &Client, ns: &str, object: &K) -> Result<(), Error>
+/// Replaces an object (at the resourceVersion it carries); returns what it
+/// did, for the event.
+async fn replace<K>(client: &Client, ns: &str, object: &K) -> Result<String, Error>
 where
     K: Resource<Scope = k8s_openapi::NamespaceResourceScope>
         + Clone
@@ -150,58 +149,27 @@ where
         + std::fmt::Debug,
     K::DynamicType: Default,
 {
-    let what = format!(
-        "replace {} {}",
-        K::kind(&Default::default()),
-        object.name_any()
-    );
+    let what = format!("{} {}", K::kind(&Default::default()), object.name_any());
     Api::<K>::namespaced(client.clone(), ns)
         .replace(&object.name_any(), &PostParams::default(), object)
         .await
-        .map_err(kube_err(what))?;
-    Ok(())
+        .map_err(kube_err(format!("replace {what}")))?;
+    Ok(format!("updated {what}"))
 }
 
 /// Carries one change out; returns what it did, for the event.
 async fn apply(client: &Client, ns: &str, change: &Change) -> Result<String, Error> {
-    Ok(match change {
-        Change::CreateServiceAccount(o) => {
-            create(client, ns, o).await?;
-            format!("created service account {}", o.name_any())
-        }
-        Change::ReplaceServiceAccount(o) => {
-            replace(client, ns, o).await?;
-            format!("updated service account {}", o.name_any())
-        }
-        Change::CreateConfigMap(o) => {
-            create(client, ns, o).await?;
-            format!("created checkpoint ConfigMap {}", o.name_any())
-        }
-        Change::CreateRole(o) => {
-            create(client, ns, o).await?;
-            format!("created Role {}", o.name_any())
-        }
-        Change::ReplaceRole(o) => {
-            replace(client, ns, o).await?;
-            format!("updated Role {}", o.name_any())
-        }
-        Change::CreateRoleBinding(o) => {
-            create(client, ns, o).await?;
-            format!("created RoleBinding {}", o.name_any())
-        }
-        Change::ReplaceRoleBinding(o) => {
-            replace(client, ns, o).await?;
-            format!("updated RoleBinding {}", o.name_any())
-        }
-        Change::CreateDeployment(o) => {
-            create(client, ns, o).await?;
-            format!("created adapter Deployment {}", o.name_any())
-        }
-        Change::ReplaceDeployment(o) => {
-            replace(client, ns, o).await?;
-            format!("updated adapter Deployment {}", o.name_any())
-        }
-    })
+    match change {
+        Change::CreateServiceAccount(o) => create(client, ns, o).await,
+        Change::ReplaceServiceAccount(o) => replace(client, ns, o).await,
+        Change::CreateConfigMap(o) => create(client, ns, o).await,
+        Change::CreateRole(o) => create(client, ns, o).await,
+        Change::ReplaceRole(o) => replace(client, ns, o).await,
+        Change::CreateRoleBinding(o) => create(client, ns, o).await,
+        Change::ReplaceRoleBinding(o) => replace(client, ns, o).await,
+        Change::CreateDeployment(o) => create(client, ns, o).await,
+        Change::ReplaceDeployment(o) => replace(client, ns, o).await,
+    }
 }
 
 fn now() -> String {

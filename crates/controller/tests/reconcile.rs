@@ -348,7 +348,7 @@ async fn a_spec_change_replaces_the_deployment_at_its_version() {
         event["note"]
             .as_str()
             .unwrap()
-            .contains("updated adapter Deployment"),
+            .contains("updated Deployment awsdynamodbsource-sample"),
         "{event}"
     );
     expect(&mut handle, "PATCH", STATUS, |_| {
