@@ -381,3 +381,142 @@ async fn an_unmanaged_service_account_is_never_written() {
     run.await.unwrap().unwrap();
     assert!(handle.next_request().await.is_none());
 }
+
+#[tokio::test]
+async fn a_sink_without_an_address_creates_nothing_and_reports_empty_sink_uri() {
+    let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let run = tokio::spawn(reconcile(
+        Arc::new(seed()),
+        context(Client::new(service, "default")),
+    ));
+    expect(&mut handle, "GET", BROKER, |_| {
+        (
+            StatusCode::OK,
+            json!({"apiVersion": "eventing.triggermesh.io/v1alpha1", "kind": "RedisBroker",
+                                "metadata": {"name": "triggermesh"}, "status": {}}),
+        )
+    })
+    .await;
+    for path in [ACCOUNT, CONFIGMAP, ROLE, BINDING, DEPLOYMENT] {
+        expect(&mut handle, "GET", path, |_| not_found()).await;
+    }
+    let patch = expect(&mut handle, "PATCH", STATUS, |_| {
+        (StatusCode::OK, serde_json::to_value(seed()).unwrap())
+    })
+    .await;
+    let conditions = patch["status"]["conditions"].as_array().unwrap();
+    let sink = conditions
+        .iter()
+        .find(|c| c["type"] == "SinkProvided")
+        .unwrap();
+    assert_eq!(sink["reason"], "EmptySinkURI");
+    run.await.unwrap().unwrap();
+    assert!(handle.next_request().await.is_none());
+}
+
+#[tokio::test]
+async fn an_iam_role_creates_a_dedicated_annotated_account() {
+    let mut source = seed();
+    source.spec.auth =
+        serde_json::from_value(json!({"iamrole": "arn:aws:iam::123456789012:role/foo"})).unwrap();
+    let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let run = tokio::spawn(reconcile(
+        Arc::new(source),
+        context(Client::new(service, "default")),
+    ));
+    expect(&mut handle, "GET", BROKER, |_| broker()).await;
+    let dedicated = "/api/v1/namespaces/default/serviceaccounts/awsdynamodbsource-i-sample";
+    for path in [dedicated, CONFIGMAP, ROLE, BINDING, DEPLOYMENT] {
+        expect(&mut handle, "GET", path, |_| not_found()).await;
+    }
+    let account = expect(&mut handle, "POST", &format!("{NS}/serviceaccounts"), echo).await;
+    assert_eq!(account["metadata"]["name"], "awsdynamodbsource-i-sample");
+    assert_eq!(
+        account["metadata"]["annotations"]["eks.amazonaws.com/role-arn"],
+        "arn:aws:iam::123456789012:role/foo"
+    );
+    expect_event(&mut handle).await;
+    for path in ["configmaps", "roles", "rolebindings", "deployments"] {
+        let prefix = match path {
+            "configmaps" => NS.to_owned(),
+            "deployments" => "/apis/apps/v1/namespaces/default".to_owned(),
+            _ => "/apis/rbac.authorization.k8s.io/v1/namespaces/default".to_owned(),
+        };
+        let body = expect(&mut handle, "POST", &format!("{prefix}/{path}"), echo).await;
+        if path == "deployments" {
+            assert_eq!(
+                body["spec"]["template"]["spec"]["serviceAccountName"],
+                "awsdynamodbsource-i-sample"
+            );
+        }
+        if path == "rolebindings" {
+            assert_eq!(body["subjects"][0]["name"], "awsdynamodbsource-i-sample");
+        }
+        expect_event(&mut handle).await;
+    }
+    expect(&mut handle, "PATCH", STATUS, |_| {
+        (StatusCode::OK, serde_json::to_value(seed()).unwrap())
+    })
+    .await;
+    run.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn adapter_overrides_update_the_deployment() {
+    let before = seed();
+    let mut existing = as_created(&before);
+    existing[4] = available(existing[4].clone());
+    let mut after = before.clone();
+    after.spec.adapter_overrides = serde_json::from_value(json!({
+        "env": [{"name": "LOG_LEVEL", "value": "debug"}],
+        "resources": {"limits": {"memory": "64Mi"}},
+        "tolerations": [{"key": "dedicated", "operator": "Exists"}],
+    }))
+    .unwrap();
+    let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let run = tokio::spawn(reconcile(
+        Arc::new(after),
+        context(Client::new(service, "default")),
+    ));
+    observed(&mut handle, &existing).await;
+    let put = expect(&mut handle, "PUT", DEPLOYMENT, |b| {
+        (StatusCode::OK, b.clone())
+    })
+    .await;
+    let pod = &put["spec"]["template"]["spec"];
+    assert_eq!(
+        pod["containers"][0]["resources"]["limits"]["memory"],
+        "64Mi"
+    );
+    assert_eq!(pod["tolerations"][0]["key"], "dedicated");
+    let env = pod["containers"][0]["env"].as_array().unwrap();
+    assert!(
+        env.iter()
+            .any(|v| v["name"] == "LOG_LEVEL" && v["value"] == "debug")
+    );
+    expect_event(&mut handle).await;
+    expect(&mut handle, "PATCH", STATUS, |_| {
+        (StatusCode::OK, serde_json::to_value(seed()).unwrap())
+    })
+    .await;
+    run.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn a_source_being_deleted_is_left_to_the_garbage_collector() {
+    let mut source = seed();
+    source.metadata.deletion_timestamp =
+        serde_json::from_value(json!("2026-01-01T00:00:00Z")).unwrap();
+    let existing = as_created(&seed());
+    let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let run = tokio::spawn(reconcile(
+        Arc::new(source),
+        context(Client::new(service, "default")),
+    ));
+    observed(&mut handle, &existing).await;
+    run.await.unwrap().unwrap();
+    assert!(
+        handle.next_request().await.is_none(),
+        "no write while the owner references do the work"
+    );
+}
