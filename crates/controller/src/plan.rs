@@ -10,7 +10,7 @@ use awsdynamodbsource_api::{
     AWSDynamoDBSource, AWSDynamoDBSourceStatus, CeAttribute, Condition, EVENT_TYPE,
 };
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{ConfigMap, ServiceAccount};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use kube::ResourceExt;
 
@@ -32,6 +32,9 @@ pub struct Observed {
     pub checkpoint_role: Option<Role>,
     pub checkpoint_binding: Option<RoleBinding>,
     pub deployment: Option<Deployment>,
+    /// The adapter's pods, listed only while its Deployment has no
+    /// available replica (to say why).
+    pub pods: Vec<Pod>,
 }
 
 /// One change to make.
@@ -138,11 +141,14 @@ fn condition(
 }
 
 /// Whether the adapter runs: the Deployment has an available replica.
-fn deployed(deployment: Option<&Deployment>, just_changed: bool) -> Condition {
+fn deployed(deployment: Option<&Deployment>, pods: &[Pod], just_changed: bool) -> Condition {
     let status = deployment.and_then(|d| d.status.as_ref());
     let available = status.and_then(|s| s.available_replicas).unwrap_or(0) >= 1;
     if available && !just_changed {
         return condition("Deployed", "True", None, None);
+    }
+    if !just_changed && let Some((reason, message)) = pod_failure(pods) {
+        return condition("Deployed", "False", Some(reason), Some(message));
     }
     let message = status
         .and_then(|s| s.conditions.as_ref())
@@ -158,6 +164,58 @@ fn deployed(deployment: Option<&Deployment>, just_changed: bool) -> Condition {
         "False"
     };
     condition("Deployed", state, Some("AdapterUnavailable"), Some(message))
+}
+
+/// Why the adapter's pods do not run, from their container statuses: an
+/// image that cannot be pulled, or an adapter that exits (its last log
+/// lines, the termination message, say why).
+fn pod_failure(pods: &[Pod]) -> Option<(&'static str, String)> {
+    let statuses = pods
+        .iter()
+        .filter_map(|p| p.status.as_ref()?.container_statuses.as_ref())
+        .flatten();
+    for status in statuses {
+        let waiting = status.state.as_ref().and_then(|s| s.waiting.as_ref());
+        let reason = waiting
+            .and_then(|w| w.reason.as_deref())
+            .unwrap_or_default();
+        let waiting_message = waiting.and_then(|w| w.message.clone()).unwrap_or_default();
+        if matches!(
+            reason,
+            "ErrImagePull" | "ImagePullBackOff" | "InvalidImageName"
+        ) {
+            return Some((
+                "BadContainerImage",
+                format!("{reason}: {waiting_message}")
+                    .trim_end_matches(": ")
+                    .to_owned(),
+            ));
+        }
+        let terminated = status
+            .last_state
+            .as_ref()
+            .and_then(|s| s.terminated.as_ref())
+            .or(status.state.as_ref().and_then(|s| s.terminated.as_ref()));
+        if reason == "CrashLoopBackOff" || terminated.is_some_and(|t| t.exit_code != 0) {
+            let said = terminated
+                .and_then(|t| t.message.as_deref())
+                .map(str::trim)
+                .filter(|m| !m.is_empty())
+                .map(|m| m.lines().last().unwrap_or(m).to_owned());
+            let exit = terminated.map(|t| format!("exited with code {}", t.exit_code));
+            let message = [
+                Some("the adapter".to_owned()),
+                exit.or(Some("keeps restarting".into())),
+                said,
+            ]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join(" ");
+            return Some(("AppRuntimeFailure", message));
+        }
+    }
+    None
 }
 
 /// Conditions with their transition times kept when their status did not
@@ -265,7 +323,11 @@ pub fn plan(
             Some(e.message.clone()),
         ),
     };
-    let deployed_condition = deployed(observed.deployment.as_ref(), deployment_changed);
+    let deployed_condition = deployed(
+        observed.deployment.as_ref(),
+        &observed.pods,
+        deployment_changed,
+    );
     let ready = match (&sink_condition, &deployed_condition) {
         (s, d) if s.status == "True" && d.status == "True" => {
             condition("Ready", "True", None, None)
@@ -348,6 +410,7 @@ mod tests {
             checkpoint_role: Some(d.checkpoint_role),
             checkpoint_binding: Some(d.checkpoint_binding),
             deployment: Some(with_version(stamped(d.deployment), "7")),
+            pods: Vec::new(),
         }
     }
 
@@ -633,6 +696,74 @@ mod tests {
                 .last_transition_time
                 .as_deref(),
             Some(NOW)
+        );
+    }
+
+    fn with_pod(mut observed: Observed, container_status: serde_json::Value) -> Observed {
+        observed.pods = vec![
+            serde_json::from_value(json!({
+                "metadata": {"name": "awsdynamodbsource-sample-abc"},
+                "status": {"containerStatuses": [container_status]},
+            }))
+            .unwrap(),
+        ];
+        observed
+    }
+
+    #[test]
+    fn a_bad_image_and_a_crashing_adapter_are_named() {
+        let source = seed();
+        let pulling = with_pod(
+            created(&source),
+            json!({"name": "adapter", "image": "adapter:1", "imageID": "", "ready": false, "restartCount": 0,
+                   "state": {"waiting": {"reason": "ImagePullBackOff", "message": "Back-off pulling image \"adapter:1\""}}}),
+        );
+        let status = plan_status(&source, &pulling);
+        let deployed = condition_of(&status, "Deployed");
+        assert_eq!(
+            (deployed.status.as_str(), deployed.reason.as_deref()),
+            ("False", Some("BadContainerImage"))
+        );
+        assert!(
+            deployed
+                .message
+                .as_deref()
+                .unwrap()
+                .contains("pulling image"),
+            "{deployed:?}"
+        );
+        assert_eq!(
+            condition_of(&status, "Ready").reason.as_deref(),
+            Some("BadContainerImage")
+        );
+
+        let fatal =
+            r#"{"level":"fatal","msg":"DynamoDB Streams refused ListStreams: access denied"}"#;
+        let crashing = with_pod(
+            created(&source),
+            json!({"name": "adapter", "image": "adapter:1", "imageID": "", "ready": false, "restartCount": 3,
+                   "state": {"waiting": {"reason": "CrashLoopBackOff"}},
+                   "lastState": {"terminated": {"exitCode": 1, "message": format!("starting\n{fatal}\n")}}}),
+        );
+        let status = plan_status(&source, &crashing);
+        let deployed = condition_of(&status, "Deployed");
+        assert_eq!(deployed.reason.as_deref(), Some("AppRuntimeFailure"));
+        let message = deployed.message.as_deref().unwrap();
+        assert!(
+            message.contains("exited with code 1") && message.contains("access denied"),
+            "{message}"
+        );
+
+        let starting = with_pod(
+            created(&source),
+            json!({"name": "adapter", "image": "adapter:1", "imageID": "", "ready": false, "restartCount": 0,
+                   "state": {"running": {}}}),
+        );
+        assert_eq!(
+            condition_of(&plan_status(&source, &starting), "Deployed")
+                .reason
+                .as_deref(),
+            Some("AdapterUnavailable")
         );
     }
 }

@@ -11,9 +11,9 @@ use std::time::Duration;
 
 use awsdynamodbsource_api::AWSDynamoDBSource;
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{ConfigMap, ServiceAccount};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
-use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
+use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType, Recorder};
@@ -90,33 +90,60 @@ async fn sink_object(
 /// Everything that exists for the source.
 pub async fn observe(client: &Client, source: &AWSDynamoDBSource) -> Result<Observed, Error> {
     let ns = resources::namespace(source);
-    let sink_object = sink_object(client, source).await?;
     let (account, _) = resources::service_account_name(source);
     let checkpoints = resources::checkpoints_name(source);
+    let sink_object = sink_object(client, source).await?;
+    let service_account = get_opt(
+        &Api::<ServiceAccount>::namespaced(client.clone(), &ns),
+        &account,
+    )
+    .await?;
+    let checkpoint_map = get_opt(
+        &Api::<ConfigMap>::namespaced(client.clone(), &ns),
+        &checkpoints,
+    )
+    .await?;
+    let checkpoint_role =
+        get_opt(&Api::<Role>::namespaced(client.clone(), &ns), &checkpoints).await?;
+    let checkpoint_binding = get_opt(
+        &Api::<RoleBinding>::namespaced(client.clone(), &ns),
+        &checkpoints,
+    )
+    .await?;
+    let deployment = get_opt(
+        &Api::<Deployment>::namespaced(client.clone(), &ns),
+        &resources::deployment_name(source),
+    )
+    .await?;
+    let unavailable = deployment.as_ref().is_some_and(|d| {
+        d.status
+            .as_ref()
+            .and_then(|s| s.available_replicas)
+            .unwrap_or(0)
+            < 1
+    });
+    let pods = if unavailable {
+        let selector = resources::selector_labels(source)
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        Api::<Pod>::namespaced(client.clone(), &ns)
+            .list(&ListParams::default().labels(&selector))
+            .await
+            .map_err(kube_err("list the adapter's pods"))?
+            .items
+    } else {
+        Vec::new()
+    };
     Ok(Observed {
         sink_object,
-        service_account: get_opt(
-            &Api::<ServiceAccount>::namespaced(client.clone(), &ns),
-            &account,
-        )
-        .await?,
-        checkpoints: get_opt(
-            &Api::<ConfigMap>::namespaced(client.clone(), &ns),
-            &checkpoints,
-        )
-        .await?,
-        checkpoint_role: get_opt(&Api::<Role>::namespaced(client.clone(), &ns), &checkpoints)
-            .await?,
-        checkpoint_binding: get_opt(
-            &Api::<RoleBinding>::namespaced(client.clone(), &ns),
-            &checkpoints,
-        )
-        .await?,
-        deployment: get_opt(
-            &Api::<Deployment>::namespaced(client.clone(), &ns),
-            &resources::deployment_name(source),
-        )
-        .await?,
+        service_account,
+        checkpoints: checkpoint_map,
+        checkpoint_role,
+        checkpoint_binding,
+        deployment,
+        pods,
     })
 }
 

@@ -266,6 +266,9 @@ pub fn deployment(
             ..Probe::default()
         }),
         resources: overrides.resources.clone(),
+        // The adapter's last log line (its fatal error) becomes the
+        // termination message, which the status then quotes.
+        termination_message_policy: Some("FallbackToLogsOnError".to_owned()),
         ..Container::default()
     };
     let mut metadata = meta(source, deployment_name(source));

@@ -86,6 +86,7 @@ fn the_controller_may_do_what_it_does() {
             &["get", "list", "watch", "create", "update"],
         ),
         ("", "serviceaccounts", &["get", "create", "update"]),
+        ("", "pods", &["list"]),
         ("", "configmaps", &["get", "create", "update", "patch"]),
         (
             "rbac.authorization.k8s.io",

@@ -107,6 +107,15 @@ async fn expect_event(handle: &mut Handle) -> Value {
     event
 }
 
+/// The reconcile's result, or a failure if it does not end (a call the
+/// test did not answer).
+async fn finish<T>(run: tokio::task::JoinHandle<T>) -> T {
+    tokio::time::timeout(Duration::from_secs(5), run)
+        .await
+        .expect("the reconcile ends")
+        .expect("the reconcile does not panic")
+}
+
 fn echo(body: &Value) -> (StatusCode, Value) {
     (StatusCode::CREATED, body.clone())
 }
@@ -188,7 +197,7 @@ async fn a_new_source_gets_its_objects_an_event_each_and_a_status() {
     assert_eq!(status_of("SinkProvided"), "True");
     assert_eq!(status_of("Deployed"), "Unknown");
 
-    run.await.unwrap().expect("the reconcile succeeds");
+    finish(run).await.expect("the reconcile succeeds");
 }
 
 #[tokio::test]
@@ -211,7 +220,7 @@ async fn a_missing_sink_creates_nothing_and_reports_sink_not_found() {
         (ready["status"].as_str(), ready["reason"].as_str()),
         (Some("False"), Some("SinkNotFound"))
     );
-    run.await.unwrap().expect("the reconcile succeeds");
+    finish(run).await.expect("the reconcile succeeds");
     assert!(
         handle.next_request().await.is_none(),
         "nothing else is called"
@@ -232,7 +241,7 @@ async fn an_api_error_fails_the_reconcile_with_what_it_was_doing() {
         )
     })
     .await;
-    let error = run.await.unwrap().expect_err("a 403 fails the reconcile");
+    let error = finish(run).await.expect_err("a 403 fails the reconcile");
     assert!(
         error.to_string().contains("get awsdynamodbsource-adapter"),
         "{error}"
@@ -302,7 +311,7 @@ async fn nothing_changed_means_reads_only() {
         (StatusCode::OK, serde_json::to_value(seed()).unwrap())
     })
     .await;
-    run.await.unwrap().unwrap();
+    finish(run).await.unwrap();
     source.status = Some(serde_json::from_value(patch["status"].clone()).unwrap());
 
     let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
@@ -311,7 +320,7 @@ async fn nothing_changed_means_reads_only() {
         context(Client::new(service, "default")),
     ));
     observed(&mut handle, &existing).await;
-    run.await.unwrap().unwrap();
+    finish(run).await.unwrap();
     assert!(
         handle.next_request().await.is_none(),
         "no write when nothing changed"
@@ -355,7 +364,7 @@ async fn a_spec_change_replaces_the_deployment_at_its_version() {
         (StatusCode::OK, serde_json::to_value(seed()).unwrap())
     })
     .await;
-    run.await.unwrap().unwrap();
+    finish(run).await.unwrap();
     assert!(handle.next_request().await.is_none());
 }
 
@@ -378,7 +387,7 @@ async fn an_unmanaged_service_account_is_never_written() {
         (StatusCode::OK, serde_json::to_value(seed()).unwrap())
     })
     .await;
-    run.await.unwrap().unwrap();
+    finish(run).await.unwrap();
     assert!(handle.next_request().await.is_none());
 }
 
@@ -410,7 +419,7 @@ async fn a_sink_without_an_address_creates_nothing_and_reports_empty_sink_uri() 
         .find(|c| c["type"] == "SinkProvided")
         .unwrap();
     assert_eq!(sink["reason"], "EmptySinkURI");
-    run.await.unwrap().unwrap();
+    finish(run).await.unwrap();
     assert!(handle.next_request().await.is_none());
 }
 
@@ -458,7 +467,7 @@ async fn an_iam_role_creates_a_dedicated_annotated_account() {
         (StatusCode::OK, serde_json::to_value(seed()).unwrap())
     })
     .await;
-    run.await.unwrap().unwrap();
+    finish(run).await.unwrap();
 }
 
 #[tokio::test]
@@ -499,7 +508,7 @@ async fn adapter_overrides_update_the_deployment() {
         (StatusCode::OK, serde_json::to_value(seed()).unwrap())
     })
     .await;
-    run.await.unwrap().unwrap();
+    finish(run).await.unwrap();
 }
 
 #[tokio::test]
@@ -507,16 +516,68 @@ async fn a_source_being_deleted_is_left_to_the_garbage_collector() {
     let mut source = seed();
     source.metadata.deletion_timestamp =
         serde_json::from_value(json!("2026-01-01T00:00:00Z")).unwrap();
-    let existing = as_created(&seed());
+    let mut existing = as_created(&seed());
+    existing[4] = available(existing[4].clone());
     let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
     let run = tokio::spawn(reconcile(
         Arc::new(source),
         context(Client::new(service, "default")),
     ));
     observed(&mut handle, &existing).await;
-    run.await.unwrap().unwrap();
+    finish(run).await.unwrap();
     assert!(
         handle.next_request().await.is_none(),
         "no write while the owner references do the work"
     );
+}
+
+#[tokio::test]
+async fn a_crashing_adapter_is_reported_from_its_pods() {
+    let source = seed();
+    let existing = as_created(&source);
+    let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let run = tokio::spawn(reconcile(
+        Arc::new(source),
+        context(Client::new(service, "default")),
+    ));
+    observed(&mut handle, &existing).await;
+    let (request, send) = tokio::time::timeout(Duration::from_secs(5), handle.next_request())
+        .await
+        .expect("the pods are listed")
+        .unwrap();
+    assert_eq!(
+        (request.method().as_str(), request.uri().path()),
+        ("GET", "/api/v1/namespaces/default/pods")
+    );
+    let query = request.uri().query().unwrap_or_default().to_owned();
+    assert!(
+        query.contains("labelSelector=app.kubernetes.io%2Finstance%3Dsample"),
+        "{query}"
+    );
+    let pods = json!({"apiVersion": "v1", "kind": "PodList", "metadata": {}, "items": [{
+        "metadata": {"name": "awsdynamodbsource-sample-1"},
+        "status": {"containerStatuses": [{"name": "adapter", "image": "adapter:1", "imageID": "", "ready": false,
+            "restartCount": 4, "state": {"waiting": {"reason": "CrashLoopBackOff"}},
+            "lastState": {"terminated": {"exitCode": 2, "message": "{\"level\":\"fatal\",\"msg\":\"invalid ARN\"}"}}}]}
+    }]});
+    send.send_response(
+        Response::builder()
+            .body(Body::from(serde_json::to_vec(&pods).unwrap()))
+            .unwrap(),
+    );
+    let patch = expect(&mut handle, "PATCH", STATUS, |_| {
+        (StatusCode::OK, serde_json::to_value(seed()).unwrap())
+    })
+    .await;
+    let conditions = patch["status"]["conditions"].as_array().unwrap();
+    let deployed = conditions.iter().find(|c| c["type"] == "Deployed").unwrap();
+    assert_eq!(deployed["reason"], "AppRuntimeFailure");
+    assert!(
+        deployed["message"]
+            .as_str()
+            .unwrap()
+            .contains("invalid ARN"),
+        "{deployed}"
+    );
+    finish(run).await.unwrap();
 }
