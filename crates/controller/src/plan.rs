@@ -358,6 +358,45 @@ pub fn plan(
     }
 }
 
+/// The status when the adapter's RBAC cannot be set up (the controller may
+/// not create its Role or RoleBinding): not deployed, for that reason.
+pub fn rbac_not_bound(
+    source: &AWSDynamoDBSource,
+    planned: Option<AWSDynamoDBSourceStatus>,
+    message: &str,
+    now: &str,
+) -> AWSDynamoDBSourceStatus {
+    let previous = source.status.clone().unwrap_or_default();
+    let mut status = planned.unwrap_or_else(|| previous.clone());
+    let reason = Some("RBACNotBound");
+    let mut conditions: Vec<Condition> = status
+        .conditions
+        .take()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|c| c.type_ != "Deployed" && c.type_ != "Ready")
+        .collect();
+    conditions.push(condition(
+        "Deployed",
+        "False",
+        reason,
+        Some(message.to_owned()),
+    ));
+    conditions.push(condition(
+        "Ready",
+        "False",
+        reason,
+        Some(message.to_owned()),
+    ));
+    conditions.sort_by(|a, b| a.type_.cmp(&b.type_));
+    status.conditions = Some(with_times(
+        conditions,
+        previous.conditions.as_deref().unwrap_or_default(),
+        now,
+    ));
+    status
+}
+
 /// A replacement carries the existing object's resourceVersion, so that a
 /// concurrent change makes the update fail (and the reconcile retry)
 /// instead of being overwritten.

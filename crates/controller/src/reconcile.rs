@@ -9,7 +9,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use awsdynamodbsource_api::AWSDynamoDBSource;
+use awsdynamodbsource_api::{AWSDynamoDBSource, AWSDynamoDBSourceStatus};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
@@ -20,7 +20,7 @@ use kube::runtime::events::{Event, EventType, Recorder};
 use kube::{Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 
-use crate::plan::{Change, Observed, plan};
+use crate::plan::{Change, Observed, plan, rbac_not_bound};
 use crate::resources::{self, AdapterSettings};
 use crate::sink::is_core_service;
 
@@ -217,7 +217,33 @@ pub async fn reconcile(source: Arc<AWSDynamoDBSource>, ctx: Arc<Context>) -> Res
         tracing::info!(source = %source.name_any(), "using a service account the controller does not manage, unchanged");
     }
     for change in &plan.changes {
-        let done = apply(client, &ns, change).await?;
+        let done = match apply(client, &ns, change).await {
+            Ok(done) => done,
+            Err(Error::Kube {
+                what,
+                source: kube::Error::Api(e),
+            }) if e.code == 403
+                && matches!(
+                    change,
+                    Change::CreateRole(_)
+                        | Change::ReplaceRole(_)
+                        | Change::CreateRoleBinding(_)
+                        | Change::ReplaceRoleBinding(_)
+                ) =>
+            {
+                let message = format!(
+                    "the adapter's checkpoint RBAC cannot be set up: {what}: {}",
+                    e.message
+                );
+                let status = rbac_not_bound(&source, plan.status.clone(), &message, &now());
+                write_status(client, &source, &status).await?;
+                return Err(Error::Kube {
+                    what,
+                    source: kube::Error::Api(e),
+                });
+            }
+            Err(e) => return Err(e),
+        };
         tracing::info!(source = %source.name_any(), "{done}");
         let event = Event {
             type_: EventType::Normal,
@@ -230,18 +256,28 @@ pub async fn reconcile(source: Arc<AWSDynamoDBSource>, ctx: Arc<Context>) -> Res
             tracing::warn!(error = %e, "cannot publish an event");
         }
     }
-    if let Some(status) = plan.status {
-        let api: Api<AWSDynamoDBSource> = Api::namespaced(client.clone(), &ns);
-        let patch = serde_json::json!({ "status": status });
-        api.patch_status(
-            &source.name_any(),
-            &PatchParams::default(),
-            &Patch::Merge(&patch),
-        )
-        .await
-        .map_err(kube_err("update the status"))?;
+    if let Some(status) = &plan.status {
+        write_status(client, &source, status).await?;
     }
     Ok(Action::requeue(RESYNC))
+}
+
+async fn write_status(
+    client: &Client,
+    source: &AWSDynamoDBSource,
+    status: &AWSDynamoDBSourceStatus,
+) -> Result<(), Error> {
+    let api: Api<AWSDynamoDBSource> =
+        Api::namespaced(client.clone(), &resources::namespace(source));
+    let patch = serde_json::json!({ "status": status });
+    api.patch_status(
+        &source.name_any(),
+        &PatchParams::default(),
+        &Patch::Merge(&patch),
+    )
+    .await
+    .map_err(kube_err("update the status"))?;
+    Ok(())
 }
 
 /// After a failed reconcile: log, and try again soon.

@@ -581,3 +581,57 @@ async fn a_crashing_adapter_is_reported_from_its_pods() {
     );
     finish(run).await.unwrap();
 }
+
+#[tokio::test]
+async fn a_forbidden_role_is_reported_as_rbac_not_bound() {
+    let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let run = tokio::spawn(reconcile(
+        Arc::new(seed()),
+        context(Client::new(service, "default")),
+    ));
+    expect(&mut handle, "GET", BROKER, |_| broker()).await;
+    for path in [ACCOUNT, CONFIGMAP, ROLE, BINDING, DEPLOYMENT] {
+        expect(&mut handle, "GET", path, |_| not_found()).await;
+    }
+    expect(&mut handle, "POST", &format!("{NS}/serviceaccounts"), echo).await;
+    expect_event(&mut handle).await;
+    expect(&mut handle, "POST", &format!("{NS}/configmaps"), echo).await;
+    expect_event(&mut handle).await;
+    expect(&mut handle, "POST", "/apis/rbac.authorization.k8s.io/v1/namespaces/default/roles", |_| {
+        (
+            StatusCode::FORBIDDEN,
+            json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                   "message": "roles is forbidden: attempting to grant RBAC permissions not currently held",
+                   "reason": "Forbidden", "code": 403}),
+        )
+    })
+    .await;
+    let patch = expect(&mut handle, "PATCH", STATUS, |_| {
+        (StatusCode::OK, serde_json::to_value(seed()).unwrap())
+    })
+    .await;
+    let conditions = patch["status"]["conditions"].as_array().unwrap();
+    for type_ in ["Deployed", "Ready"] {
+        let c = conditions.iter().find(|c| c["type"] == type_).unwrap();
+        assert_eq!(
+            (c["status"].as_str(), c["reason"].as_str()),
+            (Some("False"), Some("RBACNotBound")),
+            "{type_}"
+        );
+        assert!(
+            c["message"]
+                .as_str()
+                .unwrap()
+                .contains("not currently held"),
+            "{c}"
+        );
+    }
+    let error = finish(run)
+        .await
+        .expect_err("the reconcile fails and is retried");
+    assert!(error.to_string().contains("create Role"), "{error}");
+    assert!(
+        handle.next_request().await.is_none(),
+        "no Deployment without its RBAC"
+    );
+}
