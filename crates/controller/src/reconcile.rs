@@ -147,8 +147,9 @@ pub async fn observe(client: &Client, source: &AWSDynamoDBSource) -> Result<Obse
     })
 }
 
-/// Creates an object; returns what it did, for the event.
-async fn create<K>(client: &Client, ns: &str, object: &K) -> Result<String, Error>
+/// Creates an object, or replaces it (at the resourceVersion it carries);
+/// returns what it did, for the event.
+async fn write<K>(client: &Client, ns: &str, object: &K, replace: bool) -> Result<String, Error>
 where
     K: Resource<Scope = k8s_openapi::NamespaceResourceScope>
         + Clone
@@ -158,44 +159,33 @@ where
     K::DynamicType: Default,
 {
     let what = format!("{} {}", K::kind(&Default::default()), object.name_any());
-    Api::<K>::namespaced(client.clone(), ns)
-        .create(&PostParams::default(), object)
-        .await
-        .map_err(kube_err(format!("create {what}")))?;
-    Ok(format!("created {what}"))
-}
-
-/// Replaces an object (at the resourceVersion it carries); returns what it
-/// did, for the event.
-async fn replace<K>(client: &Client, ns: &str, object: &K) -> Result<String, Error>
-where
-    K: Resource<Scope = k8s_openapi::NamespaceResourceScope>
-        + Clone
-        + DeserializeOwned
-        + serde::Serialize
-        + std::fmt::Debug,
-    K::DynamicType: Default,
-{
-    let what = format!("{} {}", K::kind(&Default::default()), object.name_any());
-    Api::<K>::namespaced(client.clone(), ns)
-        .replace(&object.name_any(), &PostParams::default(), object)
-        .await
-        .map_err(kube_err(format!("replace {what}")))?;
-    Ok(format!("updated {what}"))
+    let api = Api::<K>::namespaced(client.clone(), ns);
+    let params = PostParams::default();
+    if replace {
+        api.replace(&object.name_any(), &params, object)
+            .await
+            .map_err(kube_err(format!("replace {what}")))?;
+        Ok(format!("updated {what}"))
+    } else {
+        api.create(&params, object)
+            .await
+            .map_err(kube_err(format!("create {what}")))?;
+        Ok(format!("created {what}"))
+    }
 }
 
 /// Carries one change out; returns what it did, for the event.
 async fn apply(client: &Client, ns: &str, change: &Change) -> Result<String, Error> {
     match change {
-        Change::CreateServiceAccount(o) => create(client, ns, o).await,
-        Change::ReplaceServiceAccount(o) => replace(client, ns, o).await,
-        Change::CreateConfigMap(o) => create(client, ns, o).await,
-        Change::CreateRole(o) => create(client, ns, o).await,
-        Change::ReplaceRole(o) => replace(client, ns, o).await,
-        Change::CreateRoleBinding(o) => create(client, ns, o).await,
-        Change::ReplaceRoleBinding(o) => replace(client, ns, o).await,
-        Change::CreateDeployment(o) => create(client, ns, o).await,
-        Change::ReplaceDeployment(o) => replace(client, ns, o).await,
+        Change::CreateServiceAccount(o) => write(client, ns, o, false).await,
+        Change::ReplaceServiceAccount(o) => write(client, ns, o, true).await,
+        Change::CreateConfigMap(o) => write(client, ns, o, false).await,
+        Change::CreateRole(o) => write(client, ns, o, false).await,
+        Change::ReplaceRole(o) => write(client, ns, o, true).await,
+        Change::CreateRoleBinding(o) => write(client, ns, o, false).await,
+        Change::ReplaceRoleBinding(o) => write(client, ns, o, true).await,
+        Change::CreateDeployment(o) => write(client, ns, o, false).await,
+        Change::ReplaceDeployment(o) => write(client, ns, o, true).await,
     }
 }
 

@@ -5,11 +5,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use awsdynamodbsource_api::AWSDynamoDBSource;
-use awsdynamodbsource_controller::reconcile::{Context, reconcile};
+use awsdynamodbsource_controller::reconcile::{Context, Error, reconcile};
 use awsdynamodbsource_controller::resources::AdapterSettings;
 use http::{Request, Response, StatusCode};
 use kube::Client;
 use kube::client::Body;
+use kube::runtime::controller::Action;
 use kube::runtime::events::{Recorder, Reporter};
 use serde_json::{Value, json};
 
@@ -141,16 +142,29 @@ const EVENTS: &str = "/apis/events.k8s.io/v1/namespaces/default/events";
 const STATUS: &str =
     "/apis/sources.triggermesh.io/v1alpha1/namespaces/default/awsdynamodbsources/sample/status";
 
+/// A reconcile of `source` running against a fresh mocked API server.
+fn start(source: AWSDynamoDBSource) -> (Handle, tokio::task::JoinHandle<Result<Action, Error>>) {
+    let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let run = tokio::spawn(reconcile(
+        Arc::new(source),
+        context(Client::new(service, "default")),
+    ));
+    (handle, run)
+}
+
+/// The GETs of the source's own objects, none of which exists.
+async fn nothing_exists(handle: &mut Handle) {
+    for path in [ACCOUNT, CONFIGMAP, ROLE, BINDING, DEPLOYMENT] {
+        expect(handle, "GET", path, |_| not_found()).await;
+    }
+}
+
 #[tokio::test]
 async fn a_new_source_gets_its_objects_an_event_each_and_a_status() {
-    let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
-    let ctx = context(Client::new(service, "default"));
-    let run = tokio::spawn(reconcile(Arc::new(seed()), ctx));
+    let (mut handle, run) = start(seed());
 
     expect(&mut handle, "GET", BROKER, |_| broker()).await;
-    for path in [ACCOUNT, CONFIGMAP, ROLE, BINDING, DEPLOYMENT] {
-        expect(&mut handle, "GET", path, |_| not_found()).await;
-    }
+    nothing_exists(&mut handle).await;
     let created = [
         (format!("{NS}/serviceaccounts"), "ServiceAccount"),
         (format!("{NS}/configmaps"), "ConfigMap"),
@@ -202,14 +216,10 @@ async fn a_new_source_gets_its_objects_an_event_each_and_a_status() {
 
 #[tokio::test]
 async fn a_missing_sink_creates_nothing_and_reports_sink_not_found() {
-    let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
-    let ctx = context(Client::new(service, "default"));
-    let run = tokio::spawn(reconcile(Arc::new(seed()), ctx));
+    let (mut handle, run) = start(seed());
 
     expect(&mut handle, "GET", BROKER, |_| not_found()).await;
-    for path in [ACCOUNT, CONFIGMAP, ROLE, BINDING, DEPLOYMENT] {
-        expect(&mut handle, "GET", path, |_| not_found()).await;
-    }
+    nothing_exists(&mut handle).await;
     let patch = expect(&mut handle, "PATCH", STATUS, |_| {
         (StatusCode::OK, serde_json::to_value(seed()).unwrap())
     })
@@ -229,9 +239,7 @@ async fn a_missing_sink_creates_nothing_and_reports_sink_not_found() {
 
 #[tokio::test]
 async fn an_api_error_fails_the_reconcile_with_what_it_was_doing() {
-    let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
-    let ctx = context(Client::new(service, "default"));
-    let run = tokio::spawn(reconcile(Arc::new(seed()), ctx));
+    let (mut handle, run) = start(seed());
     expect(&mut handle, "GET", BROKER, |_| broker()).await;
     expect(&mut handle, "GET", ACCOUNT, |_| {
         (
@@ -301,11 +309,7 @@ async fn nothing_changed_means_reads_only() {
     let mut existing = as_created(&source);
     existing[4] = available(existing[4].clone());
     // The status as the first reconcile of this state wrote it.
-    let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
-    let run = tokio::spawn(reconcile(
-        Arc::new(source.clone()),
-        context(Client::new(service, "default")),
-    ));
+    let (mut handle, run) = start(source.clone());
     observed(&mut handle, &existing).await;
     let patch = expect(&mut handle, "PATCH", STATUS, |_| {
         (StatusCode::OK, serde_json::to_value(seed()).unwrap())
@@ -314,11 +318,7 @@ async fn nothing_changed_means_reads_only() {
     finish(run).await.unwrap();
     source.status = Some(serde_json::from_value(patch["status"].clone()).unwrap());
 
-    let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
-    let run = tokio::spawn(reconcile(
-        Arc::new(source),
-        context(Client::new(service, "default")),
-    ));
+    let (mut handle, run) = start(source);
     observed(&mut handle, &existing).await;
     finish(run).await.unwrap();
     assert!(
@@ -334,11 +334,7 @@ async fn a_spec_change_replaces_the_deployment_at_its_version() {
     existing[4] = available(existing[4].clone());
     let mut after = before.clone();
     after.spec.max_in_flight = Some(8);
-    let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
-    let run = tokio::spawn(reconcile(
-        Arc::new(after),
-        context(Client::new(service, "default")),
-    ));
+    let (mut handle, run) = start(after);
     observed(&mut handle, &existing).await;
     let put = expect(&mut handle, "PUT", DEPLOYMENT, |b| {
         (StatusCode::OK, b.clone())
@@ -376,11 +372,7 @@ async fn an_unmanaged_service_account_is_never_written() {
         "metadata": {"name": "awsdynamodbsource-adapter", "namespace": "default", "resourceVersion": "3",
                      "annotations": {"owner": "platform-team"}}});
     existing[4] = available(existing[4].clone());
-    let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
-    let run = tokio::spawn(reconcile(
-        Arc::new(source),
-        context(Client::new(service, "default")),
-    ));
+    let (mut handle, run) = start(source);
     observed(&mut handle, &existing).await;
     // Only the status: the account is used as it is.
     expect(&mut handle, "PATCH", STATUS, |_| {
@@ -393,11 +385,7 @@ async fn an_unmanaged_service_account_is_never_written() {
 
 #[tokio::test]
 async fn a_sink_without_an_address_creates_nothing_and_reports_empty_sink_uri() {
-    let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
-    let run = tokio::spawn(reconcile(
-        Arc::new(seed()),
-        context(Client::new(service, "default")),
-    ));
+    let (mut handle, run) = start(seed());
     expect(&mut handle, "GET", BROKER, |_| {
         (
             StatusCode::OK,
@@ -406,9 +394,7 @@ async fn a_sink_without_an_address_creates_nothing_and_reports_empty_sink_uri() 
         )
     })
     .await;
-    for path in [ACCOUNT, CONFIGMAP, ROLE, BINDING, DEPLOYMENT] {
-        expect(&mut handle, "GET", path, |_| not_found()).await;
-    }
+    nothing_exists(&mut handle).await;
     let patch = expect(&mut handle, "PATCH", STATUS, |_| {
         (StatusCode::OK, serde_json::to_value(seed()).unwrap())
     })
@@ -428,11 +414,7 @@ async fn an_iam_role_creates_a_dedicated_annotated_account() {
     let mut source = seed();
     source.spec.auth =
         serde_json::from_value(json!({"iamrole": "arn:aws:iam::123456789012:role/foo"})).unwrap();
-    let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
-    let run = tokio::spawn(reconcile(
-        Arc::new(source),
-        context(Client::new(service, "default")),
-    ));
+    let (mut handle, run) = start(source);
     expect(&mut handle, "GET", BROKER, |_| broker()).await;
     let dedicated = "/api/v1/namespaces/default/serviceaccounts/awsdynamodbsource-i-sample";
     for path in [dedicated, CONFIGMAP, ROLE, BINDING, DEPLOYMENT] {
@@ -482,11 +464,7 @@ async fn adapter_overrides_update_the_deployment() {
         "tolerations": [{"key": "dedicated", "operator": "Exists"}],
     }))
     .unwrap();
-    let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
-    let run = tokio::spawn(reconcile(
-        Arc::new(after),
-        context(Client::new(service, "default")),
-    ));
+    let (mut handle, run) = start(after);
     observed(&mut handle, &existing).await;
     let put = expect(&mut handle, "PUT", DEPLOYMENT, |b| {
         (StatusCode::OK, b.clone())
@@ -518,11 +496,7 @@ async fn a_source_being_deleted_is_left_to_the_garbage_collector() {
         serde_json::from_value(json!("2026-01-01T00:00:00Z")).unwrap();
     let mut existing = as_created(&seed());
     existing[4] = available(existing[4].clone());
-    let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
-    let run = tokio::spawn(reconcile(
-        Arc::new(source),
-        context(Client::new(service, "default")),
-    ));
+    let (mut handle, run) = start(source);
     observed(&mut handle, &existing).await;
     finish(run).await.unwrap();
     assert!(
@@ -535,11 +509,7 @@ async fn a_source_being_deleted_is_left_to_the_garbage_collector() {
 async fn a_crashing_adapter_is_reported_from_its_pods() {
     let source = seed();
     let existing = as_created(&source);
-    let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
-    let run = tokio::spawn(reconcile(
-        Arc::new(source),
-        context(Client::new(service, "default")),
-    ));
+    let (mut handle, run) = start(source);
     observed(&mut handle, &existing).await;
     let (request, send) = tokio::time::timeout(Duration::from_secs(5), handle.next_request())
         .await
@@ -584,15 +554,9 @@ async fn a_crashing_adapter_is_reported_from_its_pods() {
 
 #[tokio::test]
 async fn a_forbidden_role_is_reported_as_rbac_not_bound() {
-    let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
-    let run = tokio::spawn(reconcile(
-        Arc::new(seed()),
-        context(Client::new(service, "default")),
-    ));
+    let (mut handle, run) = start(seed());
     expect(&mut handle, "GET", BROKER, |_| broker()).await;
-    for path in [ACCOUNT, CONFIGMAP, ROLE, BINDING, DEPLOYMENT] {
-        expect(&mut handle, "GET", path, |_| not_found()).await;
-    }
+    nothing_exists(&mut handle).await;
     expect(&mut handle, "POST", &format!("{NS}/serviceaccounts"), echo).await;
     expect_event(&mut handle).await;
     expect(&mut handle, "POST", &format!("{NS}/configmaps"), echo).await;
