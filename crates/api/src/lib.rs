@@ -6,6 +6,7 @@
 //! against that CRD's schema ([`schema::validate`]). It never talks to a
 //! cluster and knows nothing of the adapter's engine.
 
+pub mod adapter;
 pub mod schema;
 pub mod types;
 

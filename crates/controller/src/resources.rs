@@ -8,7 +8,8 @@
 
 use std::collections::BTreeMap;
 
-use awsdynamodbsource_api::{AWSDynamoDBSource, ValueFrom};
+use awsdynamodbsource_api::AWSDynamoDBSource;
+use awsdynamodbsource_api::adapter::{EnvValue, spec_env};
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy};
 use k8s_openapi::api::core::v1::{
     ConfigMap, Container, ContainerPort, EnvVar, EnvVarSource, HTTPGetAction, PodSpec,
@@ -133,22 +134,22 @@ fn env(name: &str, value: impl Into<String>) -> EnvVar {
     }
 }
 
-/// A credential as an env var: inline, or a `secretKeyRef`.
-fn env_from(name: &str, value: &ValueFrom) -> EnvVar {
-    match (&value.value, &value.value_from_secret) {
-        (_, Some(secret)) => EnvVar {
+/// A spec setting as an env var: inline, or a `secretKeyRef`.
+fn env_var(name: &str, value: EnvValue) -> EnvVar {
+    match value {
+        EnvValue::Literal(value) => env(name, value),
+        EnvValue::Secret(secret) => EnvVar {
             name: name.to_owned(),
             value: None,
             value_from: Some(EnvVarSource {
                 secret_key_ref: Some(SecretKeySelector {
-                    name: secret.name.clone(),
-                    key: secret.key.clone(),
+                    name: secret.name,
+                    key: secret.key,
                     optional: None,
                 }),
                 ..EnvVarSource::default()
             }),
         },
-        (value, None) => env(name, value.clone().unwrap_or_default()),
     }
 }
 
@@ -156,7 +157,6 @@ fn env_from(name: &str, value: &ValueFrom) -> EnvVar {
 pub fn adapter_env(source: &AWSDynamoDBSource, sink_uri: &str) -> Vec<EnvVar> {
     let spec = &source.spec;
     let mut vars = vec![
-        env("ARN", spec.arn.clone()),
         env("K_SINK", sink_uri),
         env("NAMESPACE", namespace(source)),
         env("NAME", source.name_any()),
@@ -167,27 +167,8 @@ pub fn adapter_env(source: &AWSDynamoDBSource, sink_uri: &str) -> Vec<EnvVar> {
         env("HEALTH_PORT", HEALTH_PORT.to_string()),
         env("METRICS_PROMETHEUS_PORT", METRICS_PORT.to_string()),
     ];
-    if let Some(credentials) = &spec.auth.credentials {
-        vars.push(env_from("AWS_ACCESS_KEY_ID", &credentials.access_key_id));
-        vars.push(env_from(
-            "AWS_SECRET_ACCESS_KEY",
-            &credentials.secret_access_key,
-        ));
-        if let Some(token) = &credentials.session_token {
-            vars.push(env_from("AWS_SESSION_TOKEN", token));
-        }
-        if let Some(role) = &credentials.assume_iam_role {
-            vars.push(env("AWS_ASSUME_ROLE_ARN", role.clone()));
-        }
-    }
-    if let Some(position) = &spec.starting_position {
-        vars.push(env("STARTING_POSITION", position.clone()));
-    }
-    if let Some(interval) = &spec.poll_interval {
-        vars.push(env("POLL_INTERVAL", interval.clone()));
-    }
-    if let Some(n) = spec.max_in_flight {
-        vars.push(env("MAX_IN_FLIGHT", n.to_string()));
+    for (name, value) in spec_env(spec) {
+        vars.push(env_var(name, value));
     }
     // adapterOverrides.env last: an override of a name replaces it.
     for extra in spec

@@ -4,8 +4,11 @@
 use serde_json::Value;
 
 fn documents() -> Vec<(String, Value)> {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../config");
-    let mut files: Vec<_> = std::fs::read_dir(dir)
+    let dir = format!(
+        "{}/../../config",
+        std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR")
+    );
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
         .expect("config/")
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|e| e == "yaml"))

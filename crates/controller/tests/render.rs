@@ -5,11 +5,14 @@ use std::process::{Command, Output};
 
 use serde_json::{Value, json};
 
-const SEED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../api/testdata/seed.yaml");
-const SEED_IAMROLE: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../api/testdata/seed-iamrole.yaml"
-);
+/// A file of `crates/api/testdata`, found at run time (a build cache shared
+/// by two checkouts must not send this test to the other one).
+fn testdata(file: &str) -> String {
+    format!(
+        "{}/../api/testdata/{file}",
+        std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR")
+    )
+}
 const SINK: &str = "http://triggermesh-rb-broker.default.svc.cluster.local/";
 
 fn run(args: &[&str], stdin: Option<&str>) -> Output {
@@ -67,7 +70,7 @@ fn var<'a>(env: &'a [Value], name: &str) -> &'a Value {
 
 #[test]
 fn the_seed_renders_a_deployment_with_arn_sink_and_secret_refs_on_the_shared_account() {
-    let docs = render(SEED, None);
+    let docs = render(&testdata("seed.yaml"), None);
     let deployment = of_kind(&docs, "Deployment");
     assert_eq!(deployment["metadata"]["name"], "awsdynamodbsource-sample");
     assert_eq!(deployment["spec"]["replicas"], 1);
@@ -113,7 +116,7 @@ fn the_seed_renders_a_deployment_with_arn_sink_and_secret_refs_on_the_shared_acc
 #[test]
 fn an_iam_role_gets_a_dedicated_annotated_service_account() {
     let role = "arn:aws:iam::123456789012:role/foo";
-    let iam = std::fs::read_to_string(SEED).unwrap().replace(
+    let iam = std::fs::read_to_string(testdata("seed.yaml")).unwrap().replace(
         "  auth:\n    credentials:\n      accessKeyID:\n        valueFromSecret:\n          name: awscreds\n          key: aws_access_key_id\n      secretAccessKey:\n        valueFromSecret:\n          name: awscreds\n          key: aws_secret_access_key\n",
         &format!("  auth:\n    iam:\n      roleArn: {role}\n"),
     );
@@ -121,7 +124,7 @@ fn an_iam_role_gets_a_dedicated_annotated_service_account() {
     for (what, docs, name) in [
         (
             "auth.iamrole",
-            render(SEED_IAMROLE, None),
+            render(&testdata("seed-iamrole.yaml"), None),
             "awsdynamodbsource-i-sample",
         ),
         (
@@ -162,7 +165,7 @@ fn an_iam_role_gets_a_dedicated_annotated_service_account() {
 
 #[test]
 fn a_bad_manifest_gives_one_line_naming_the_field() {
-    let bad = std::fs::read_to_string(SEED)
+    let bad = std::fs::read_to_string(testdata("seed.yaml"))
         .unwrap()
         .replace("table/triggermeshtest", "stream/x");
     let out = run(&["render", "--sink-uri", SINK, "-f", "-"], Some(&bad));

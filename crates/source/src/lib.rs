@@ -30,3 +30,13 @@ pub mod stream;
 
 pub use arn::{ArnError, TableArn};
 pub use engine::{Engine, EngineConfig, StartingPosition, StartupError, preflight};
+
+/// An error and its sources, on one line: `a: b: c`. (The SDK's
+/// `DisplayErrorContext` adds a Debug dump, too long for a log line that a
+/// person reads.)
+pub(crate) fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    std::iter::successors(Some(e), |e| e.source())
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(": ")
+}

@@ -166,9 +166,20 @@ impl DynamoDbLocal {
     }
 }
 
-/// `scripts/ddb-local`, found from this crate's manifest directory.
+/// `scripts/ddb-local`, found from the running test's package folder
+/// (`crates/<name>`, which cargo names at run time), else from this crate's
+/// folder at build time. Run time first: a build cache shared by two
+/// checkouts would otherwise send every test to the other checkout.
 pub fn script_path() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/ddb-local")
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .into_iter()
+        .chain([PathBuf::from(env!("CARGO_MANIFEST_DIR"))])
+        .map(|dir| dir.join("../../scripts/ddb-local"))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/ddb-local")
+        })
 }
 
 async fn install(script: &std::path::Path) -> Result<PathBuf> {

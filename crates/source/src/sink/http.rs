@@ -9,8 +9,9 @@ use http::header::{AUTHORIZATION, CONTENT_TYPE, HOST, HeaderName, HeaderValue, R
 use http_body_util::{BodyExt, Full};
 use url::Url;
 
-use super::pool::{ConnectError, Pool, error_chain};
+use super::pool::{ConnectError, Pool};
 use super::{SendError, Sink};
+use crate::error_chain;
 use crate::event::{CloudEvent, DATA_CONTENT_TYPE};
 
 /// How much of an error answer's body is kept for logs.

@@ -15,6 +15,8 @@ use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::connect::HttpConnector;
 use tower_service::Service;
 
+use crate::error_chain;
+
 pub(super) type Sender = SendRequest<Full<Bytes>>;
 
 pub(super) struct Pool {
@@ -92,12 +94,4 @@ impl Pool {
         });
         Ok(sender)
     }
-}
-
-/// An error and its sources, one line.
-pub(super) fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    std::iter::successors(Some(e), |e| e.source())
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join(": ")
 }

@@ -175,11 +175,12 @@ where
     let context = || DisplayErrorContext(&err).to_string();
     match &err {
         SdkError::TimeoutError(_) => {
-            ApiError::Transient(format!("request timed out: {}", context()))
+            ApiError::Transient(format!("request timed out: {}", crate::error_chain(&err)))
         }
-        SdkError::DispatchFailure(_) => {
-            ApiError::Transient(format!("cannot reach the endpoint: {}", context()))
-        }
+        SdkError::DispatchFailure(_) => ApiError::Transient(format!(
+            "cannot reach the endpoint: {}",
+            crate::error_chain(&err)
+        )),
         SdkError::ResponseError(_) => {
             ApiError::Transient(format!("unreadable answer: {}", context()))
         }

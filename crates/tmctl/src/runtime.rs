@@ -1,0 +1,403 @@
+//! What runs for a broker: its `run.json` (pids and ports), and starting
+//! the broker and the adapters with what the manifest says.
+//!
+//! The manifest says what should exist; `run.json` says what was started
+//! and where it listens. A pid there is trusted only while
+//! [`process::is_running`] says it still runs the same program.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow, bail};
+use awsdynamodbsource_api::AWSDynamoDBSource;
+use awsdynamodbsource_api::adapter::{EnvValue, spec_env};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::home::{BrokerDir, write_private};
+use crate::manifest::Manifest;
+use crate::process;
+
+pub const BROKER_PROGRAM: &str = "memory-broker";
+pub const ADAPTER_PROGRAM: &str = "awsdynamodbsource-adapter";
+
+/// How long the broker may take to deliver what it holds when stopped
+/// (beyond that, it keeps the rest in `broker-state.json` for its next start).
+pub const BROKER_DRAIN: Duration = Duration::from_secs(30);
+/// How long an adapter may take to finish its deliveries when stopped
+/// (its own SHUTDOWN_TIMEOUT is 20 s).
+pub const ADAPTER_GRACE: Duration = Duration::from_secs(30);
+
+#[derive(Serialize, Deserialize, Default, Debug)]
+#[serde(rename_all = "camelCase")]
+pub struct RunState {
+    #[serde(default)]
+    pub broker: BrokerRun,
+    #[serde(default)]
+    pub sources: BTreeMap<String, SourceRun>,
+}
+
+#[derive(Serialize, Deserialize, Default, Debug)]
+#[serde(rename_all = "camelCase")]
+pub struct BrokerRun {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid: Option<u32>,
+    /// Kept when stopped, so that a restart listens on the same port if it can.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    #[serde(default)]
+    pub capacity: u32,
+}
+
+#[derive(Serialize, Deserialize, Default, Debug, Clone)]
+#[serde(rename_all = "camelCase")]
+pub struct SourceRun {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_port: Option<u16>,
+    /// `AWS_ENDPOINT_URL` as it was when the source was created (DynamoDB
+    /// Local, LocalStack): the adapter keeps using it on later starts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+}
+
+impl RunState {
+    pub fn load(dir: &BrokerDir) -> Result<RunState> {
+        let path = dir.run_state();
+        match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .with_context(|| format!("{} is not valid", path.display())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(RunState::default()),
+            Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+        }
+    }
+
+    pub fn save(&self, dir: &BrokerDir) -> Result<()> {
+        let bytes = serde_json::to_vec_pretty(self).context("cannot encode run.json")?;
+        write_private(&dir.run_state(), &bytes)
+    }
+
+    /// The broker's port when its process runs.
+    pub fn broker_port(&self) -> Option<u16> {
+        let pid = self.broker.pid?;
+        process::is_running(pid, BROKER_PROGRAM)
+            .then_some(self.broker.port)
+            .flatten()
+    }
+
+    /// The source's pid when its adapter runs.
+    pub fn source_pid(&self, name: &str) -> Option<u32> {
+        self.sources
+            .get(name)
+            .and_then(|s| s.pid)
+            .filter(|pid| process::is_running(*pid, ADAPTER_PROGRAM))
+    }
+}
+
+pub fn broker_url(port: u16) -> String {
+    format!("http://127.0.0.1:{port}/")
+}
+
+pub fn http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(2))
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap_or_default()
+}
+
+/// Starts the broker's process and waits until it answers; records it.
+pub async fn start_broker(dir: &BrokerDir, state: &mut RunState) -> Result<u16> {
+    let binary = process::find_binary(BROKER_PROGRAM)?;
+    let port = match state.broker.port {
+        Some(p) if process::port_is_free(p) => p,
+        _ => process::free_port()?,
+    };
+    let capacity = if state.broker.capacity == 0 {
+        10_000
+    } else {
+        state.broker.capacity
+    };
+    let args = vec![
+        "--config-path".to_owned(),
+        dir.broker_conf().display().to_string(),
+        "--listen".to_owned(),
+        format!("127.0.0.1:{port}"),
+        "--capacity".to_owned(),
+        capacity.to_string(),
+        "--state-file".to_owned(),
+        dir.broker_state().display().to_string(),
+        "--drain-timeout".to_owned(),
+        BROKER_DRAIN.as_secs().to_string(),
+    ];
+    let mut started = process::spawn(&binary, &args, &[], &dir.log("broker"))?;
+    let url = format!("http://127.0.0.1:{port}/health");
+    let client = http();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        if let Ok(Some(status)) = started.child.try_wait() {
+            let lines = process::log_lines_since(&started.log, started.log_offset);
+            let reason = lines
+                .iter()
+                .rev()
+                .find(|l| l.starts_with("error"))
+                .or(lines.last())
+                .map(|l| l.trim_start_matches("error: ").to_owned())
+                .unwrap_or_else(|| format!("it exited ({status})"));
+            bail!("the broker did not start: {reason}");
+        }
+        if client
+            .get(&url)
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            break;
+        }
+        if Instant::now() > deadline {
+            process::stop(started.child.id(), BROKER_PROGRAM, Duration::from_secs(2)).await;
+            bail!(
+                "the broker did not answer on port {port} within 15 s (its log: {})",
+                started.log.display()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    state.broker.pid = Some(started.child.id());
+    state.broker.port = Some(port);
+    state.broker.capacity = capacity;
+    Ok(port)
+}
+
+/// What the broker on `port` reports (`GET /-/status`), if it answers.
+pub async fn broker_status(port: u16) -> Option<::broker::BrokerStatus> {
+    let resp = http()
+        .get(format!("http://127.0.0.1:{port}/-/status"))
+        .send()
+        .await
+        .ok()?;
+    serde_json::from_slice(&resp.bytes().await.ok()?).ok()
+}
+
+/// Asks a running broker to re-read `broker.conf`.
+pub async fn reload_broker(port: u16) -> Result<()> {
+    let resp = http()
+        .post(format!("http://127.0.0.1:{port}/-/reload"))
+        .send()
+        .await
+        .context("the broker did not answer")?;
+    if !resp.status().is_success() {
+        let text = resp.text().await.unwrap_or_default();
+        bail!("the broker refused its configuration: {}", text.trim());
+    }
+    Ok(())
+}
+
+/// The source object of this name in the manifest, typed.
+pub fn source(manifest: &Manifest, name: &str) -> Result<AWSDynamoDBSource> {
+    let object = manifest
+        .get(crate::manifest::SOURCE_KIND, name)
+        .with_context(|| format!("source {name} does not exist"))?;
+    serde_json::from_value(object.clone())
+        .with_context(|| format!("source {name} in the manifest is not valid"))
+}
+
+/// The adapter's environment: the spec's settings (secrets resolved from
+/// the manifest), then local ones, then `adapterOverrides.env`.
+pub fn adapter_env(
+    dir: &BrokerDir,
+    manifest: &Manifest,
+    source: &AWSDynamoDBSource,
+    sink: &str,
+    health_port: u16,
+    endpoint: Option<&str>,
+) -> Result<Vec<(String, String)>> {
+    let name = source.metadata.name.clone().unwrap_or_default();
+    let resolve = |value: EnvValue| -> Result<String> {
+        match value {
+            EnvValue::Literal(v) => Ok(v),
+            EnvValue::Secret(s) => manifest.secret_value(&s.name, &s.key),
+        }
+    };
+    let mut env = Vec::new();
+    for (var, value) in spec_env(&source.spec) {
+        env.push((var.to_owned(), resolve(value)?));
+    }
+    let checkpoints = dir.checkpoints(&name);
+    env.extend([
+        ("K_SINK".to_owned(), sink.to_owned()),
+        ("NAME".to_owned(), name.clone()),
+        (
+            "CHECKPOINT_STORE".to_owned(),
+            format!("file:{}", checkpoints.display()),
+        ),
+        ("HEALTH_PORT".to_owned(), health_port.to_string()),
+        // One port for both: /metrics is served beside /health.
+        (
+            "METRICS_PROMETHEUS_PORT".to_owned(),
+            health_port.to_string(),
+        ),
+    ]);
+    if let Some(endpoint) = endpoint {
+        env.push(("AWS_ENDPOINT_URL".to_owned(), endpoint.to_owned()));
+    }
+    for var in source
+        .spec
+        .adapter_overrides
+        .iter()
+        .flat_map(|o| o.env.iter().flatten())
+    {
+        let value = match (&var.value, &var.value_from) {
+            (Some(v), _) => v.clone(),
+            (None, Some(from)) => match &from.secret_key_ref {
+                Some(r) => manifest.secret_value(&r.name, &r.key)?,
+                None => bail!(
+                    "source {name}: adapterOverrides.env {} takes its value from something tmctl cannot read locally",
+                    var.name
+                ),
+            },
+            (None, None) => String::new(),
+        };
+        env.retain(|(k, _)| *k != var.name);
+        env.push((var.name.clone(), value));
+    }
+    Ok(env)
+}
+
+/// The sink the adapter sends to: the spec's `sink.uri`, else the broker.
+pub fn sink_for(source: &AWSDynamoDBSource, broker_port: u16) -> String {
+    source
+        .spec
+        .sink
+        .uri
+        .clone()
+        .unwrap_or_else(|| broker_url(broker_port))
+}
+
+/// Starts the source's adapter and waits, at most `wait`, until its
+/// `/health` says it captures; fails with the adapter's own words when it
+/// logs a warning or worse first, or exits. Records it in `state`.
+pub async fn start_adapter(
+    dir: &BrokerDir,
+    manifest: &Manifest,
+    name: &str,
+    state: &mut RunState,
+    broker_port: u16,
+    wait: Duration,
+) -> Result<()> {
+    let source = source(manifest, name)?;
+    let binary = process::find_binary(ADAPTER_PROGRAM)?;
+    let health_port = process::free_port()?;
+    let mut run = state.sources.get(name).cloned().unwrap_or_default();
+    if let Some(endpoint) = std::env::var("AWS_ENDPOINT_URL")
+        .ok()
+        .filter(|e| !e.is_empty())
+    {
+        run.endpoint = Some(endpoint);
+    }
+    let env = adapter_env(
+        dir,
+        manifest,
+        &source,
+        &sink_for(&source, broker_port),
+        health_port,
+        run.endpoint.as_deref(),
+    )?;
+    let mut started = process::spawn(&binary, &[], &env, &dir.log(name))?;
+    let pid = started.child.id();
+    let client = http();
+    let url = format!("http://127.0.0.1:{health_port}/health");
+    let deadline = Instant::now() + wait;
+    let failure = loop {
+        let lines = process::log_lines_since(&started.log, started.log_offset);
+        if let Ok(Some(status)) = started.child.try_wait() {
+            break lines
+                .iter()
+                .rev()
+                .find_map(|l| complaint(l, false))
+                .or_else(|| lines.last().cloned())
+                .unwrap_or_else(|| format!("the adapter exited ({status})"));
+        }
+        if let Some(reason) = lines.iter().find_map(|l| complaint(l, true)) {
+            break reason;
+        }
+        if client
+            .get(&url)
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            run.pid = Some(pid);
+            run.health_port = Some(health_port);
+            state.sources.insert(name.to_owned(), run);
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            let why = http_reason(&client, &url).await;
+            break format!("not capturing after {} s: {why}", wait.as_secs());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    process::stop(pid, ADAPTER_PROGRAM, Duration::from_secs(5)).await;
+    let _ = started.child.wait();
+    Err(anyhow!("{failure} (log: {})", started.log.display()))
+}
+
+/// The adapter's `/health` answer when it is not 2xx.
+async fn http_reason(client: &reqwest::Client, url: &str) -> String {
+    match client.get(url).send().await {
+        Ok(r) => r.text().await.unwrap_or_default(),
+        Err(_) => "its health endpoint does not answer".to_owned(),
+    }
+}
+
+/// A log line's complaint, as one line: `msg: error` of a JSON log line at
+/// level warn (when `warn_too`), error or fatal, or a plain `error: ...`
+/// line (the adapter's bad-configuration message).
+pub fn complaint(line: &str, warn_too: bool) -> Option<String> {
+    let Ok(Value::Object(entry)) = serde_json::from_str::<Value>(line) else {
+        return line
+            .strip_prefix("error: ")
+            .map(|rest| rest.trim().to_owned());
+    };
+    let level = entry.get("level").and_then(Value::as_str).unwrap_or("");
+    let serious =
+        matches!(level, "error" | "fatal" | "panic" | "dpanic") || (warn_too && level == "warn");
+    if !serious {
+        return None;
+    }
+    let msg = entry.get("msg").and_then(Value::as_str).unwrap_or(level);
+    Some(match entry.get("error").and_then(Value::as_str) {
+        Some(error) => format!("{msg}: {error}"),
+        None => msg.to_owned(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn complaints_come_from_warnings_and_worse() {
+        let warn = r#"{"level":"warn","msg":"DynamoDB Streams not reachable yet; retrying","error":"connection refused"}"#;
+        assert_eq!(
+            complaint(warn, true).as_deref(),
+            Some("DynamoDB Streams not reachable yet; retrying: connection refused")
+        );
+        assert_eq!(complaint(warn, false), None);
+        assert_eq!(
+            complaint(r#"{"level":"fatal","msg":"invalid ARN"}"#, false).as_deref(),
+            Some("invalid ARN")
+        );
+        assert_eq!(
+            complaint(r#"{"level":"info","msg":"starting"}"#, true),
+            None
+        );
+        assert_eq!(
+            complaint("error: invalid value 'x' for '--max-in-flight'", true).as_deref(),
+            Some("invalid value 'x' for '--max-in-flight'")
+        );
+        assert_eq!(complaint("some other text", true), None);
+    }
+}
