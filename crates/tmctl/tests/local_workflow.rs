@@ -6,7 +6,7 @@
 //! `cargo test --workspace` does that.
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Output, Stdio};
 use std::time::Duration;
 
@@ -125,9 +125,18 @@ fn live_pids(state: &Value) -> Vec<u64> {
         .filter_map(|s| s["pid"].as_u64())
         .collect();
     pids.extend(state["broker"]["pid"].as_u64());
-    pids.into_iter()
-        .filter(|pid| Path::new(&format!("/proc/{pid}")).exists())
-        .collect()
+    pids.into_iter().filter(|pid| runs(*pid)).collect()
+}
+
+/// True while `pid` runs (not gone, not a zombie: a parent that never reaps
+/// keeps the dead in /proc).
+fn runs(pid: u64) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        let state = stat
+            .rfind(')')
+            .and_then(|i| stat[i + 1..].split_whitespace().next());
+        !matches!(state, Some("Z") | Some("X") | None)
+    })
 }
 
 fn seed_command(arn: &str) -> Vec<&str> {
@@ -372,8 +381,30 @@ async fn the_seed_command_creates_a_source_whose_events_reach_a_trigger_and_watc
     awsdynamodbsource_api::validate(&list["items"][1]).map_err(|e| anyhow::anyhow!("{e}"))?;
     assert!(!json.contains(&base64::engine::general_purpose::STANDARD.encode(SECRET_KEY)));
 
-    tmctl.ok(&["stop"]).await?;
-    assert!(live_pids(&tmctl.run_state("foo")?).is_empty());
+    // delete: the trigger, then the source (its adapter stops, its Secret
+    // goes), then the broker (its folder goes).
+    let pids = live_pids(&tmctl.run_state("foo")?);
+    assert_eq!(pids.len(), 2, "the broker and the adapter run");
+    tmctl.ok(&["delete", "trigger", "foo-trigger-1"]).await?;
+    tmctl
+        .ok(&["delete", "source", "foo-awsdynamodbsource"])
+        .await?;
+    let described = tmctl.ok(&["describe"]).await?;
+    assert!(
+        described.contains("Triggers:\n  none") && described.contains("Sources:\n  none"),
+        "{described}"
+    );
+    let dumped = tmctl.ok(&["dump"]).await?;
+    let objects: Vec<Value> = serde_saphyr::from_multiple(&dumped)?;
+    assert_eq!(objects.len(), 1, "only the broker is left:\n{dumped}");
+    assert_eq!(live_pids(&tmctl.run_state("foo")?).len(), 1);
+    tmctl.ok(&["delete", "broker", "foo"]).await?;
+    assert!(!tmctl.broker_dir("foo").exists());
+    for pid in pids {
+        assert!(!runs(pid), "{pid} still runs");
+    }
+    let e = tmctl.fails(&["describe"]).await?;
+    assert!(e.contains("no broker"), "{e}");
     Ok(())
 }
 
