@@ -5,8 +5,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use awsdynamodb_source::event::CeOverrides;
-use awsdynamodb_source::sink::{Url, parse_sink_url};
+use awsdynamodb_source::event::{CeOverrides, EventOptions, OptionError};
+use awsdynamodb_source::filter::RecordFilter;
+use awsdynamodb_source::sink::{ContentMode, Url, parse_sink_url};
 use awsdynamodb_source::{StartingPosition, TableArn};
 use clap::Parser;
 
@@ -182,6 +183,85 @@ pub struct Args {
         value_name = "ROLE_ARN"
     )]
     assume_role_arn: Option<String>,
+
+    /// The shape of `data`: triggermesh (the original's bytes), aws (the record as the
+    /// Streams API and AWS Lambda give it, plus eventSourceARN) or plain (items as
+    /// ordinary JSON).
+    #[arg(
+        long,
+        hide_env_values = true,
+        env = "DATA_FORMAT",
+        default_value = "triggermesh",
+        value_name = "FORMAT"
+    )]
+    data_format: String,
+
+    /// Where the formats' JSON Schemas are published: `dataschema` is
+    /// <base>/com.amazon.dynamodb.stream_record.<format>.json. Unset: no dataschema.
+    #[arg(
+        long,
+        hide_env_values = true,
+        env = "DATASCHEMA_BASE",
+        value_name = "URL"
+    )]
+    dataschema_base: Option<String>,
+
+    /// `subject`: keynames (the key attributes' names, pk,sk) or keys (the item's key,
+    /// pk=alice,sk=42).
+    #[arg(
+        long,
+        hide_env_values = true,
+        env = "SUBJECT",
+        default_value = "keynames",
+        value_name = "MODE"
+    )]
+    subject: String,
+
+    /// binary (attributes as ce- headers) or structured (application/cloudevents+json).
+    #[arg(
+        long,
+        hide_env_values = true,
+        env = "CE_MODE",
+        default_value = "binary",
+        value_name = "MODE"
+    )]
+    ce_mode: String,
+
+    /// Optional extensions, comma-separated: dynamodbtable, dynamodbshard, sequence
+    /// (zero-padded to 40 digits), streamviewtype.
+    #[arg(long, hide_env_values = true, env = "EXTENSIONS", value_name = "LIST")]
+    extensions: Option<String>,
+
+    /// Only records matching one of these EventBridge-style patterns are sent (a JSON
+    /// array, as AWS Lambda's FilterCriteria), matched against the record in the aws shape;
+    /// the others are skipped and checkpointed.
+    #[arg(long, hide_env_values = true, env = "FILTER", value_name = "JSON")]
+    filter: Option<String>,
+
+    /// URL that receives events the sink refuses for good (a 4xx other than 404, 408, 409,
+    /// 429), that exhaust MAX_ATTEMPTS or outgrow MAX_RECORD_AGE, with Knative's
+    /// knativeerror* extensions. Unset: such events are logged and dropped.
+    #[arg(
+        long,
+        hide_env_values = true,
+        env = "DEAD_LETTER_SINK",
+        value_name = "URL"
+    )]
+    dead_letter_sink: Option<String>,
+
+    /// Attempts at the sink before an event is given up. Unset: until it is delivered.
+    #[arg(long, hide_env_values = true, env = "MAX_ATTEMPTS", value_name = "N")]
+    max_attempts: Option<String>,
+
+    /// Age of a record (from its creation time) past which it is given up instead of
+    /// tried again, e.g. 1h or 3600. Unset: no limit.
+    #[arg(
+        long,
+        hide_env_values = true,
+        env = "MAX_RECORD_AGE",
+        value_name = "DURATION"
+    )]
+    max_record_age: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -218,6 +298,12 @@ pub struct Settings {
     pub log_format: LogFormat,
     pub log_level: tracing::Level,
     pub assume_role_arn: Option<String>,
+    pub events: EventOptions,
+    pub ce_mode: ContentMode,
+    pub filter: Option<RecordFilter>,
+    pub dead_letter_sink: Option<Url>,
+    pub max_attempts: Option<u32>,
+    pub max_record_age: Option<Duration>,
 }
 
 /// What logging can be set up with even when other settings are bad.
@@ -242,7 +328,7 @@ fn parse_level(s: &str) -> Result<tracing::Level, String> {
         .map_err(|_| format!("LOG_LEVEL {s:?} is not error, warn, info, debug or trace"))
 }
 
-/// `250ms`, `30s`, `2m`, or whole seconds.
+/// `250ms`, `30s`, `2m`, `1h`, or whole seconds.
 pub fn parse_duration(var: &str, s: &str) -> Result<Duration, String> {
     let t = s.trim();
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
@@ -254,6 +340,7 @@ pub fn parse_duration(var: &str, s: &str) -> Result<Duration, String> {
         "" | "s" => Ok(Duration::from_secs(n)),
         "ms" => Ok(Duration::from_millis(n)),
         "m" => Ok(Duration::from_secs(n * 60)),
+        "h" => Ok(Duration::from_secs(n * 3600)),
         _ => Err(format!(
             "{var} {s:?} is not a duration (like 250ms, 30s, 2m or whole seconds)"
         )),
@@ -335,7 +422,67 @@ impl Args {
                 "AWS_ASSUME_ROLE_ARN {role:?} is not an IAM role ARN"
             ));
         }
+        let events = EventOptions {
+            data_format: self
+                .data_format
+                .trim()
+                .parse()
+                .map_err(|e: OptionError| e.to_string())?,
+            subject: self
+                .subject
+                .trim()
+                .parse()
+                .map_err(|e: OptionError| e.to_string())?,
+            extensions: self
+                .extensions
+                .as_deref()
+                .unwrap_or("")
+                .parse()
+                .map_err(|e: OptionError| e.to_string())?,
+            dataschema_base: non_empty(self.dataschema_base)
+                .map(|base| {
+                    let base = base.trim().to_owned();
+                    Url::parse(&base)
+                        .map(|_| base.clone())
+                        .map_err(|e| format!("DATASCHEMA_BASE {base:?} is not a URL ({e})"))
+                })
+                .transpose()?,
+        };
+        let ce_mode = self
+            .ce_mode
+            .trim()
+            .parse::<ContentMode>()
+            .map_err(|e| format!("CE_MODE: {e}"))?;
+        let filter = non_empty(self.filter)
+            .map(|f| RecordFilter::parse(&f).map_err(|e| format!("FILTER: {e}")))
+            .transpose()?;
+        let dead_letter_sink = non_empty(self.dead_letter_sink)
+            .map(|s| {
+                parse_sink_url(s.trim())
+                    .map_err(|e| e.to_string().replacen("K_SINK", "DEAD_LETTER_SINK", 1))
+            })
+            .transpose()?;
+        let max_attempts = non_empty(self.max_attempts)
+            .map(|n| {
+                n.trim()
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|n| *n >= 1)
+                    .ok_or_else(|| {
+                        format!("MAX_ATTEMPTS {n:?} is not a whole number of at least 1")
+                    })
+            })
+            .transpose()?;
+        let max_record_age = non_empty(self.max_record_age)
+            .map(|d| parse_duration("MAX_RECORD_AGE", &d))
+            .transpose()?;
         Ok(Settings {
+            events,
+            ce_mode,
+            filter,
+            dead_letter_sink,
+            max_attempts,
+            max_record_age,
             arn,
             sink,
             sink_timeout,

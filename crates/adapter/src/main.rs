@@ -16,7 +16,7 @@ use std::sync::Arc;
 use awsdynamodb_source::checkpoint::{CheckpointStore, Checkpointer, FileStore, MemoryStore};
 use awsdynamodb_source::health::Health;
 use awsdynamodb_source::metrics::Metrics;
-use awsdynamodb_source::sink::{HttpSink, Sink, StdoutSink, redact};
+use awsdynamodb_source::sink::{DeadLetter, HttpSink, Sink, StdoutSink, Url, redact};
 use awsdynamodb_source::stream::aws::AwsStreams;
 use awsdynamodb_source::{Engine, EngineConfig, preflight};
 use awsdynamodbsource_checkpoint_kube::ConfigMapStore;
@@ -85,6 +85,9 @@ async fn run(s: Settings) -> Result<(), String> {
         sink = %s.sink.as_ref().map(redact).unwrap_or_else(|| "stdout".into()),
         starting_position = ?s.starting_position,
         max_in_flight = max_in_flight(&s),
+        data_format = %s.events.data_format,
+        filter_patterns = s.filter.as_ref().map(|f| f.len()).unwrap_or(0),
+        dead_letter_sink = %s.dead_letter_sink.as_ref().map(redact).unwrap_or_else(|| "none".into()),
         "starting"
     );
 
@@ -136,12 +139,22 @@ async fn run(s: Settings) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     tracing::info!(store = %checkpoints.location(), "checkpoints loaded");
 
+    let http_sink = |url: &Url| -> Result<Arc<dyn Sink>, String> {
+        Ok(Arc::new(
+            HttpSink::new(url.clone(), s.sink_timeout)
+                .map_err(|e| e.to_string())?
+                .with_mode(s.ce_mode),
+        ))
+    };
     let sink: Arc<dyn Sink> = match &s.sink {
-        Some(url) => {
-            Arc::new(HttpSink::new(url.clone(), s.sink_timeout).map_err(|e| e.to_string())?)
-        }
+        Some(url) => http_sink(url)?,
         None => Arc::new(StdoutSink),
     };
+    let dead_letter = s
+        .dead_letter_sink
+        .as_ref()
+        .map(|url| http_sink(url).map(|sink| DeadLetter { sink }))
+        .transpose()?;
 
     let mut config = EngineConfig::new(s.arn.clone());
     config.starting_position = s.starting_position.clone();
@@ -149,6 +162,11 @@ async fn run(s: Settings) -> Result<(), String> {
     config.max_in_flight = max_in_flight(&s);
     config.poll_interval = s.poll_interval;
     config.shutdown_timeout = s.shutdown_timeout;
+    config.events = s.events.clone();
+    config.filter = s.filter.clone().map(Arc::new);
+    config.dead_letter = dead_letter;
+    config.retry.max_attempts = s.max_attempts;
+    config.retry.max_record_age = s.max_record_age;
     let engine = Engine::new(config, api, sink, checkpoints, health, metrics);
 
     let shutdown = CancellationToken::new();

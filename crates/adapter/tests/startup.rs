@@ -74,6 +74,25 @@ async fn bad_configuration_exits_2_at_once_with_one_line() {
         ),
         ("MAX_IN_FLIGHT", "many", "MAX_IN_FLIGHT"),
         ("CHECKPOINT_STORE", "s3://bucket", "CHECKPOINT_STORE"),
+        ("DATA_FORMAT", "json", "DATA_FORMAT"),
+        ("SUBJECT", "ids", "SUBJECT"),
+        ("CE_MODE", "batched", "CE_MODE"),
+        ("EXTENSIONS", "sequence,region", "EXTENSIONS"),
+        ("DATASCHEMA_BASE", "not a url", "DATASCHEMA_BASE"),
+        ("FILTER", "{\"eventName\": [\"INSERT\"]}", "FILTER"),
+        (
+            "FILTER",
+            "[{\"eventName\": \"INSERT\"}]",
+            "FILTER[0].eventName",
+        ),
+        (
+            "FILTER",
+            "[{\"dynamodb\": {\"NewImage\": {\"v\": {\"N\": [{\"numeric\": [\"~\", 3]}]}}}}]",
+            "FILTER[0].dynamodb.NewImage.v.N[0]",
+        ),
+        ("DEAD_LETTER_SINK", "ftp://dlq/", "DEAD_LETTER_SINK"),
+        ("MAX_ATTEMPTS", "0", "MAX_ATTEMPTS"),
+        ("MAX_RECORD_AGE", "a day", "MAX_RECORD_AGE"),
     ];
     for (key, value, needle) in cases {
         let mut env = base.clone();
@@ -221,6 +240,15 @@ async fn help_lists_every_variable_with_its_default_and_never_a_value() {
         "AWS_SECRET_ACCESS_KEY",
         "AWS_ENDPOINT_URL",
         "K_LOGGING_CONFIG",
+        "DATA_FORMAT",
+        "DATASCHEMA_BASE",
+        "SUBJECT",
+        "CE_MODE",
+        "EXTENSIONS",
+        "FILTER",
+        "DEAD_LETTER_SINK",
+        "MAX_ATTEMPTS",
+        "MAX_RECORD_AGE",
     ] {
         assert!(help.contains(var), "{var} missing from --help");
     }

@@ -53,10 +53,23 @@ pub(crate) fn starting_position(_: &mut SchemaGenerator) -> Schema {
 
 pub(crate) fn duration(_: &mut SchemaGenerator) -> Schema {
     json_schema!({
-        "description": "A duration such as 250ms, 1s or 2m.",
+        "description": "A duration such as 250ms, 1s, 2m or 1h.",
         "type": "string",
         "nullable": true,
-        "pattern": r"^[0-9]+(ms|s|m)$",
+        "pattern": r"^[0-9]+(ms|s|m|h)$",
+    })
+}
+
+pub(crate) fn filters(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({
+        "description": "EventBridge-style patterns (AWS Lambda's FilterCriteria), matched against the record as AWS Lambda gets it: a record is sent when one of them matches.",
+        "type": "array",
+        "nullable": true,
+        "minItems": 1,
+        "items": {
+            "type": "object",
+            "x-kubernetes-preserve-unknown-fields": true,
+        },
     })
 }
 

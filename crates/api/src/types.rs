@@ -68,6 +68,104 @@ pub struct AWSDynamoDBSourceSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 10000))]
     pub max_in_flight: Option<u32>,
+
+    /// The shape of `data` (DATA_FORMAT): triggermesh (default, the
+    /// original's bytes), aws (the record as AWS Lambda gets it) or plain
+    /// (items as ordinary JSON). Not in the original CRD.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_format: Option<DataFormat>,
+
+    /// Where the formats' JSON Schemas are published (DATASCHEMA_BASE): the
+    /// events' `dataschema` is `<base>/com.amazon.dynamodb.stream_record.<format>.json`.
+    /// Not in the original CRD.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_schema_base: Option<String>,
+
+    /// What `subject` says (SUBJECT): keynames (default, `pk,sk`) or keys
+    /// (`pk=alice,sk=42`). Not in the original CRD.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<SubjectMode>,
+
+    /// How events travel (CE_MODE): binary (default, `ce-` headers) or
+    /// structured (`application/cloudevents+json`). Not in the original CRD.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_mode: Option<ContentMode>,
+
+    /// Optional extensions on every event (EXTENSIONS). Not in the original
+    /// CRD.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extensions: Option<Vec<Extension>>,
+
+    /// EventBridge-style patterns, as AWS Lambda's FilterCriteria (FILTER):
+    /// only records matching one of them are sent. Not in the original CRD.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "schema::filters")]
+    pub filters: Option<Vec<serde_json::Value>>,
+
+    /// What happens to events that cannot be delivered. Not in the original
+    /// CRD.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivery: Option<Delivery>,
+}
+
+/// `spec.dataFormat`.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum DataFormat {
+    Triggermesh,
+    Aws,
+    Plain,
+}
+
+/// `spec.subject`.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SubjectMode {
+    Keynames,
+    Keys,
+}
+
+/// `spec.contentMode`.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ContentMode {
+    Binary,
+    Structured,
+}
+
+/// One of `spec.extensions`.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Extension {
+    /// The table's name.
+    Dynamodbtable,
+    /// The shard's id.
+    Dynamodbshard,
+    /// The sequence number, zero-padded to 40 digits.
+    Sequence,
+    /// The stream's view type.
+    Streamviewtype,
+}
+
+/// `spec.delivery`: dead letters, Knative's way.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Delivery {
+    /// Receives the events the sink refuses for good (a 4xx other than
+    /// 404, 408, 409, 429), that exhaust maxAttempts or outgrow maxRecordAge
+    /// (DEAD_LETTER_SINK).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dead_letter_sink: Option<Destination>,
+    /// Attempts at the sink before an event is given up (MAX_ATTEMPTS;
+    /// default: until delivered).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub max_attempts: Option<u32>,
+    /// A record older than this is given up instead of tried again
+    /// (MAX_RECORD_AGE), e.g. 1h.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "schema::duration")]
+    pub max_record_age: Option<String>,
 }
 
 /// Exactly one of `credentials`, `iamRole` (also spelled `iamrole`, as the

@@ -14,7 +14,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Pod, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use kube::ResourceExt;
 
-use crate::resources::{self, AdapterSettings, Desired, ROLE_ANNOTATION};
+use crate::resources::{self, AdapterSettings, Desired, ROLE_ANNOTATION, Targets};
 use crate::sink::{self, SinkError};
 
 /// The annotation carrying a hash of the Deployment the controller wrote:
@@ -27,6 +27,8 @@ pub const SPEC_HASH: &str = "sources.triggermesh.io/adapter-spec-hash";
 pub struct Observed {
     /// The object `spec.sink.ref` names (`None`: not found, or no ref).
     pub sink_object: Option<serde_json::Value>,
+    /// The object `spec.delivery.deadLetterSink.ref` names.
+    pub dead_letter_object: Option<serde_json::Value>,
     pub service_account: Option<ServiceAccount>,
     pub checkpoints: Option<ConfigMap>,
     pub checkpoint_role: Option<Role>,
@@ -248,20 +250,38 @@ pub fn plan(
         };
     }
     let namespace = resources::namespace(source);
-    let resolved: Result<String, SinkError> =
-        sink::resolve(&source.spec.sink, &namespace, observed.sink_object.as_ref());
+    let resolved: Result<Targets, SinkError> =
+        sink::resolve(&source.spec.sink, &namespace, observed.sink_object.as_ref()).and_then(
+            |sink| {
+                let dead_letter = source
+                    .spec
+                    .delivery
+                    .as_ref()
+                    .and_then(|d| d.dead_letter_sink.as_ref())
+                    .map(|d| {
+                        sink::resolve(d, &namespace, observed.dead_letter_object.as_ref()).map_err(
+                            |e| SinkError {
+                                reason: e.reason,
+                                message: format!("dead-letter sink: {}", e.message),
+                            },
+                        )
+                    })
+                    .transpose()?;
+                Ok(Targets { sink, dead_letter })
+            },
+        );
     let mut changes = Vec::new();
     let mut unmanaged_service_account = false;
     let mut deployment_changed = false;
 
-    if let Ok(sink_uri) = &resolved {
+    if let Ok(targets) = &resolved {
         let Desired {
             service_account,
             checkpoints,
             checkpoint_role,
             checkpoint_binding,
             deployment,
-        } = resources::desired(source, sink_uri, settings);
+        } = resources::desired(source, targets, settings);
 
         match &observed.service_account {
             None => changes.push(Change::CreateServiceAccount(service_account)),
@@ -339,7 +359,7 @@ pub fn plan(
     };
     let previous = source.status.clone().unwrap_or_default();
     let status = AWSDynamoDBSourceStatus {
-        sink_uri: resolved.ok(),
+        sink_uri: resolved.ok().map(|t| t.sink),
         ce_attributes: Some(vec![CeAttribute {
             type_: EVENT_TYPE.to_owned(),
             source: source.spec.arn.clone(),
@@ -441,9 +461,10 @@ mod tests {
 
     /// What exists after `plan`'s creations were carried out.
     fn created(source: &AWSDynamoDBSource) -> Observed {
-        let d = resources::desired(source, SINK, &settings());
+        let d = resources::desired(source, &Targets::sink(SINK), &settings());
         Observed {
             sink_object: broker(),
+            dead_letter_object: None,
             service_account: Some(d.service_account),
             checkpoints: Some(d.checkpoints),
             checkpoint_role: Some(d.checkpoint_role),
@@ -499,6 +520,7 @@ mod tests {
     fn creation() {
         let observed = Observed {
             sink_object: broker(),
+            dead_letter_object: None,
             ..Observed::default()
         };
         let plan = plan(&seed(), &observed, &settings(), NOW);
@@ -550,9 +572,81 @@ mod tests {
     }
 
     #[test]
+    fn a_dead_letter_sink_is_resolved_like_the_sink() {
+        let mut source = seed();
+        source.spec.delivery = Some(awsdynamodbsource_api::Delivery {
+            dead_letter_sink: Some(awsdynamodbsource_api::Destination {
+                reference: Some(awsdynamodbsource_api::KReference {
+                    api_version: "eventing.knative.dev/v1".into(),
+                    kind: "Broker".into(),
+                    name: "dlq".into(),
+                    namespace: None,
+                }),
+                uri: None,
+            }),
+            max_attempts: Some(3),
+            max_record_age: None,
+        });
+        let env = |plan: &Plan| -> Vec<(String, Option<String>)> {
+            plan.changes
+                .iter()
+                .find_map(|c| match c {
+                    Change::CreateDeployment(d) => Some(d),
+                    _ => None,
+                })
+                .and_then(|d| d.spec.as_ref())
+                .and_then(|s| s.template.spec.as_ref())
+                .map(|p| p.containers[0].env.clone().unwrap_or_default())
+                .unwrap_or_default()
+                .into_iter()
+                .map(|e| (e.name, e.value))
+                .collect()
+        };
+        let found = Observed {
+            sink_object: broker(),
+            dead_letter_object: Some(
+                json!({"status": {"address": {"url": "http://dlq.default/"}}}),
+            ),
+            ..Observed::default()
+        };
+        let p = plan(&source, &found, &settings(), NOW);
+        let vars = env(&p);
+        assert!(
+            vars.contains(&(
+                "DEAD_LETTER_SINK".into(),
+                Some("http://dlq.default/".into())
+            )),
+            "{vars:?}"
+        );
+        assert!(
+            vars.contains(&("MAX_ATTEMPTS".into(), Some("3".into()))),
+            "{vars:?}"
+        );
+
+        let missing = Observed {
+            sink_object: broker(),
+            dead_letter_object: None,
+            ..Observed::default()
+        };
+        let p = plan(&source, &missing, &settings(), NOW);
+        assert!(p.changes.is_empty(), "{:?}", kinds(&p));
+        let status = p.status.unwrap();
+        let sink = condition_of(&status, "SinkProvided");
+        assert_eq!(sink.reason.as_deref(), Some("SinkNotFound"));
+        assert!(
+            sink.message
+                .as_deref()
+                .unwrap_or("")
+                .starts_with("dead-letter sink:"),
+            "{sink:?}"
+        );
+    }
+
+    #[test]
     fn a_sink_not_ready_yet_deploys_nothing() {
         let observed = Observed {
             sink_object: Some(json!({"status": {"conditions": []}})),
+            dead_letter_object: None,
             ..Observed::default()
         };
         let plan = plan(&seed(), &observed, &settings(), NOW);
@@ -641,6 +735,7 @@ mod tests {
             &source,
             &Observed {
                 sink_object: broker(),
+                dead_letter_object: None,
                 ..Observed::default()
             },
             &settings(),
@@ -706,6 +801,7 @@ mod tests {
             &source,
             &Observed {
                 sink_object: broker(),
+                dead_letter_object: None,
                 ..Observed::default()
             },
             &settings(),

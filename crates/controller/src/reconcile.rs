@@ -9,7 +9,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use awsdynamodbsource_api::{AWSDynamoDBSource, AWSDynamoDBSourceStatus};
+use awsdynamodbsource_api::{AWSDynamoDBSource, AWSDynamoDBSourceStatus, Destination};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
@@ -60,13 +60,14 @@ where
         .map_err(kube_err(format!("get {name}")))
 }
 
-/// The object `spec.sink.ref` names, unless it is a core Service (resolved
-/// by name alone) or there is no ref.
-async fn sink_object(
+/// The object a destination's `ref` names, unless it is a core Service
+/// (resolved by name alone) or there is no ref.
+async fn ref_object(
     client: &Client,
     source: &AWSDynamoDBSource,
+    destination: Option<&Destination>,
 ) -> Result<Option<serde_json::Value>, Error> {
-    let Some(reference) = &source.spec.sink.reference else {
+    let Some(reference) = destination.and_then(|d| d.reference.as_ref()) else {
         return Ok(None);
     };
     if is_core_service(reference) {
@@ -92,7 +93,13 @@ pub async fn observe(client: &Client, source: &AWSDynamoDBSource) -> Result<Obse
     let ns = resources::namespace(source);
     let (account, _) = resources::service_account_name(source);
     let checkpoints = resources::checkpoints_name(source);
-    let sink_object = sink_object(client, source).await?;
+    let sink_object = ref_object(client, source, Some(&source.spec.sink)).await?;
+    let dead_letter = source
+        .spec
+        .delivery
+        .as_ref()
+        .and_then(|d| d.dead_letter_sink.as_ref());
+    let dead_letter_object = ref_object(client, source, dead_letter).await?;
     let service_account = get_opt(
         &Api::<ServiceAccount>::namespaced(client.clone(), &ns),
         &account,
@@ -138,6 +145,7 @@ pub async fn observe(client: &Client, source: &AWSDynamoDBSource) -> Result<Obse
     };
     Ok(Observed {
         sink_object,
+        dead_letter_object,
         service_account,
         checkpoints: checkpoint_map,
         checkpoint_role,

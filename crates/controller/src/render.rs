@@ -3,7 +3,8 @@
 
 use awsdynamodbsource_api::{AWSDynamoDBSource, validate};
 
-use crate::resources::{AdapterSettings, desired};
+use crate::resources::{AdapterSettings, Targets, desired, namespace};
+use crate::sink::{SinkError, resolve};
 
 /// Why a manifest cannot be rendered; the message names the problem.
 #[derive(Debug, thiserror::Error)]
@@ -16,6 +17,8 @@ pub enum RenderError {
     Schema(#[from] awsdynamodbsource_api::SchemaError),
     #[error("the source cannot be read: {0}")]
     Decode(#[from] serde_json::Error),
+    #[error("dead-letter sink: {0} (render resolves a uri or a core Service ref only)")]
+    DeadLetter(#[from] SinkError),
 }
 
 /// The YAML documents for one source manifest, in the order they are
@@ -37,7 +40,19 @@ pub fn render(
     }
     validate(&object)?;
     let source: AWSDynamoDBSource = serde_json::from_value(object)?;
-    let d = desired(&source, sink_uri, settings);
+    // Without a cluster, only what needs no lookup can be resolved.
+    let dead_letter = source
+        .spec
+        .delivery
+        .as_ref()
+        .and_then(|d| d.dead_letter_sink.as_ref())
+        .map(|d| resolve(d, &namespace(&source), None))
+        .transpose()?;
+    let targets = Targets {
+        sink: sink_uri.to_owned(),
+        dead_letter,
+    };
+    let d = desired(&source, &targets, settings);
     let docs = [
         serde_json::to_value(&d.service_account)?,
         serde_json::to_value(&d.checkpoints)?,

@@ -153,11 +153,29 @@ fn env_var(name: &str, value: EnvValue) -> EnvVar {
     }
 }
 
+/// Where the adapter sends: the resolved `spec.sink`, and the resolved
+/// `spec.delivery.deadLetterSink` when there is one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Targets {
+    pub sink: String,
+    pub dead_letter: Option<String>,
+}
+
+impl Targets {
+    /// A sink without a dead-letter sink.
+    pub fn sink(uri: &str) -> Targets {
+        Targets {
+            sink: uri.to_owned(),
+            dead_letter: None,
+        }
+    }
+}
+
 /// The adapter's environment (contract section 1, plus its own options).
-pub fn adapter_env(source: &AWSDynamoDBSource, sink_uri: &str) -> Vec<EnvVar> {
+pub fn adapter_env(source: &AWSDynamoDBSource, targets: &Targets) -> Vec<EnvVar> {
     let spec = &source.spec;
     let mut vars = vec![
-        env("K_SINK", sink_uri),
+        env("K_SINK", targets.sink.as_str()),
         env("NAMESPACE", namespace(source)),
         env("NAME", source.name_any()),
         env(
@@ -167,6 +185,9 @@ pub fn adapter_env(source: &AWSDynamoDBSource, sink_uri: &str) -> Vec<EnvVar> {
         env("HEALTH_PORT", HEALTH_PORT.to_string()),
         env("METRICS_PROMETHEUS_PORT", METRICS_PORT.to_string()),
     ];
+    if let Some(dead_letter) = &targets.dead_letter {
+        vars.push(env("DEAD_LETTER_SINK", dead_letter.as_str()));
+    }
     for (name, value) in spec_env(spec) {
         vars.push(env_var(name, value));
     }
@@ -214,7 +235,7 @@ pub fn service_account(source: &AWSDynamoDBSource) -> ServiceAccount {
 /// runs two adapters on one stream.
 pub fn deployment(
     source: &AWSDynamoDBSource,
-    sink_uri: &str,
+    targets: &Targets,
     settings: &AdapterSettings,
 ) -> Deployment {
     let overrides = source.spec.adapter_overrides.clone().unwrap_or_default();
@@ -223,7 +244,7 @@ pub fn deployment(
     let container = Container {
         name: "adapter".to_owned(),
         image: Some(settings.image.clone()),
-        env: Some(adapter_env(source, sink_uri)),
+        env: Some(adapter_env(source, targets)),
         ports: Some(vec![
             ContainerPort {
                 name: Some("metrics".to_owned()),
@@ -333,13 +354,17 @@ pub fn checkpoint_binding(source: &AWSDynamoDBSource) -> RoleBinding {
 }
 
 /// All of it.
-pub fn desired(source: &AWSDynamoDBSource, sink_uri: &str, settings: &AdapterSettings) -> Desired {
+pub fn desired(
+    source: &AWSDynamoDBSource,
+    targets: &Targets,
+    settings: &AdapterSettings,
+) -> Desired {
     Desired {
         service_account: service_account(source),
         checkpoints: checkpoints(source),
         checkpoint_role: checkpoint_role(source),
         checkpoint_binding: checkpoint_binding(source),
-        deployment: deployment(source, sink_uri, settings),
+        deployment: deployment(source, targets, settings),
     }
 }
 
@@ -407,7 +432,7 @@ mod tests {
             ..AdapterOverrides::default()
         });
         source.spec.max_in_flight = Some(32);
-        let d = deployment(&source, "http://sink/", &settings());
+        let d = deployment(&source, &Targets::sink("http://sink/"), &settings());
         let env = container(&d).env.clone().unwrap();
         assert_eq!(value(&env, "MAX_IN_FLIGHT"), Some("8"), "the override wins");
         assert_eq!(env.iter().filter(|v| v.name == "MAX_IN_FLIGHT").count(), 1);
@@ -447,11 +472,11 @@ mod tests {
             max_in_flight: Some(16),
             ..source.spec
         };
-        let env = adapter_env(&source, "http://sink/");
+        let env = adapter_env(&source, &Targets::sink("http://sink/"));
         assert_eq!(value(&env, "STARTING_POSITION"), Some("TRIM_HORIZON"));
         assert_eq!(value(&env, "POLL_INTERVAL"), Some("1s"));
         assert_eq!(value(&env, "MAX_IN_FLIGHT"), Some("16"));
-        let plain = adapter_env(&seed(), "http://sink/");
+        let plain = adapter_env(&seed(), &Targets::sink("http://sink/"));
         assert!(value(&plain, "STARTING_POSITION").is_none());
     }
 
@@ -459,14 +484,14 @@ mod tests {
     fn owners_only_with_a_uid_and_the_shared_account_is_not_controlled() {
         let mut source = seed();
         assert!(
-            deployment(&source, "http://s/", &settings())
+            deployment(&source, &Targets::sink("http://s/"), &settings())
                 .metadata
                 .owner_references
                 .is_none()
         );
         source.metadata.uid = Some("u-1".into());
         source.metadata.namespace = Some("apps".into());
-        let d = desired(&source, "http://s/", &settings());
+        let d = desired(&source, &Targets::sink("http://s/"), &settings());
         let owners = d.deployment.metadata.owner_references.unwrap();
         assert_eq!(
             (owners[0].uid.as_str(), owners[0].controller),

@@ -18,11 +18,12 @@ use tokio_util::sync::CancellationToken;
 
 use crate::arn::TableArn;
 use crate::checkpoint::{Checkpointer, ShardPosition};
-use crate::event::{CeOverrides, EventBuilder};
+use crate::event::{CeOverrides, EventBuilder, EventOptions};
+use crate::filter::RecordFilter;
 use crate::health::Health;
 use crate::metrics::Metrics;
 use crate::shard::{ReaderContext, ShardEnd, ShardReader, ShardStart};
-use crate::sink::{RetryPolicy, Sink};
+use crate::sink::{DeadLetter, RetryPolicy, Sink};
 use crate::stream::{
     self, ApiError, IteratorPosition, ShardState, ShardTree, StreamStatus, StreamSummary,
     StreamsApi,
@@ -82,6 +83,13 @@ pub struct EngineConfig {
     /// On shutdown, how long deliveries in flight may take to finish.
     pub shutdown_timeout: Duration,
     pub retry: RetryPolicy,
+    /// The data format, subject, extensions and dataschema of events.
+    pub events: EventOptions,
+    /// Only records that match are sent (FILTER); the others are done.
+    pub filter: Option<Arc<RecordFilter>>,
+    /// Where events go that the sink refuses for good, that exhaust
+    /// `retry.max_attempts` or outgrow `retry.max_record_age`.
+    pub dead_letter: Option<DeadLetter>,
 }
 
 impl EngineConfig {
@@ -99,6 +107,9 @@ impl EngineConfig {
             checkpoint_interval: Duration::from_secs(1),
             shutdown_timeout: Duration::from_secs(20),
             retry: RetryPolicy::default(),
+            events: EventOptions::default(),
+            filter: None,
+            dead_letter: None,
         }
     }
 }
@@ -228,7 +239,7 @@ impl Engine {
         health: Arc<Health>,
         metrics: Arc<Metrics>,
     ) -> Self {
-        let events = EventBuilder::new(&config.table, &config.overrides);
+        let events = EventBuilder::new(&config.table, &config.overrides, config.events.clone());
         let ctx = Arc::new(ReaderContext {
             api,
             sink,
@@ -236,6 +247,8 @@ impl Engine {
             health,
             metrics,
             retry: config.retry.clone(),
+            filter: config.filter.clone(),
+            dead_letter: config.dead_letter.clone(),
             max_in_flight: config.max_in_flight,
             read_ahead: config.read_ahead,
             poll_interval: config.poll_interval,
@@ -405,7 +418,7 @@ impl Engine {
                 }
             }
         };
-        run.events = self.events.for_key_schema(description.key_schema.clone());
+        run.events = self.events.for_stream(arn, description.key_schema.clone());
         run.status = description.status.clone();
         run.tree.merge(&description.shards, true);
         run.forget_trimmed_shards();

@@ -21,6 +21,7 @@ pub mod arn;
 pub mod checkpoint;
 pub mod engine;
 pub mod event;
+pub mod filter;
 pub mod health;
 pub mod metrics;
 pub mod record;

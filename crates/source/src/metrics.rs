@@ -31,6 +31,8 @@ pub struct Metrics {
     pub delivery_failures: Family<ClassLabel, Counter>,
     pub delivery_retries: Counter,
     pub events_dropped: Family<ReasonLabel, Counter>,
+    pub events_dead_lettered: Counter,
+    pub events_filtered: Counter,
     pub get_records_calls: Counter,
     pub shards_owned: Gauge,
     pub shard_lag_seconds: Family<ShardLabel, Gauge<f64, AtomicU64>>,
@@ -67,8 +69,18 @@ impl Metrics {
         );
         r.register(
             "events_dropped",
-            "Events given up on: rejected by the sink with a non-retryable status, or malformed records",
+            "Events given up on without a dead-letter sink, by reason: rejected, attempts-exhausted, record-too-old, malformed",
             m.events_dropped.clone(),
+        );
+        r.register(
+            "events_dead_lettered",
+            "Events given up on and taken by the dead-letter sink",
+            m.events_dead_lettered.clone(),
+        );
+        r.register(
+            "events_filtered",
+            "Records that FILTER did not pass (done, not sent)",
+            m.events_filtered.clone(),
         );
         r.register(
             "getrecords_calls",

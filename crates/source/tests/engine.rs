@@ -44,6 +44,7 @@ fn config(start: StartingPosition) -> EngineConfig {
         min_delay: Duration::from_millis(1),
         max_delay: Duration::from_millis(20),
         max_retry_after: Duration::from_millis(20),
+        ..RetryPolicy::default()
     };
     c
 }

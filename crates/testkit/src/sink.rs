@@ -78,6 +78,8 @@ struct Behaviour {
     seed: u64,
     rules: Vec<Rule>,
     retry_after: Option<String>,
+    /// The body of rejections.
+    reject_body: String,
     delay: Option<Duration>,
 }
 
@@ -90,6 +92,7 @@ impl Default for Behaviour {
             seed: 0x5eed,
             rules: Vec::new(),
             retry_after: None,
+            reject_body: String::new(),
             delay: None,
         }
     }
@@ -218,6 +221,11 @@ impl RecordingSink {
         self.state.behaviour.lock().unwrap().retry_after = after.map(|d| d.as_secs().to_string());
     }
 
+    /// Rejections answer with this body (default: none).
+    pub fn set_reject_body(&self, body: &str) {
+        self.state.behaviour.lock().unwrap().reject_body = body.to_owned();
+    }
+
     /// Answers every request only after `delay` (`None`: at once).
     pub fn set_delay(&self, delay: Option<Duration>) {
         self.state.behaviour.lock().unwrap().delay = delay;
@@ -317,7 +325,7 @@ impl SinkState {
             Ok(event) => event,
             Err(e) => return Ok(self.answer(400, None, format!("not a CloudEvent: {e:#}"))),
         };
-        let (status, retry_after, delay, accept_statuses) = {
+        let (status, retry_after, delay, accept_statuses, reject_body) = {
             let b = self.behaviour.lock().unwrap();
             let attempt = {
                 let mut r = self.recorded.lock().unwrap();
@@ -342,6 +350,7 @@ impl SinkState {
                 b.retry_after.clone(),
                 b.delay,
                 b.accept_statuses.clone(),
+                b.reject_body.clone(),
             )
         };
         if let Some(delay) = delay {
@@ -359,12 +368,12 @@ impl SinkState {
             }
             status
         };
-        let retry_after = if (200..300).contains(&status) {
-            None
+        let (retry_after, body) = if (200..300).contains(&status) {
+            (None, String::new())
         } else {
-            retry_after
+            (retry_after, reject_body)
         };
-        Ok(self.answer(status, retry_after, String::new()))
+        Ok(self.answer(status, retry_after, body))
     }
 
     /// Counts the answer, wakes waiters, builds the response.

@@ -176,6 +176,19 @@ fn put_spec_field(
             "false" => Value::Bool(false),
             _ => bail!("--{flag}: expected true or false, got {value:?}"),
         },
+        // A list of words may be written as `a,b`.
+        Some("array")
+            if node["items"]["type"] == "string" && !value.trim_start().starts_with('[') =>
+        {
+            Value::Array(
+                value
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|v| !v.is_empty())
+                    .map(|v| Value::String(v.to_owned()))
+                    .collect(),
+            )
+        }
         Some(kind @ ("object" | "array")) => {
             let parsed: Value = serde_json::from_str(&value)
                 .with_context(|| format!("--{flag}: expected JSON (an {kind})"))?;
@@ -242,15 +255,10 @@ fn list(node: &Value, prefix: &str, out: &mut Vec<(String, String, String)>) {
         } else {
             format!("{prefix}.{name}")
         };
+        // The whole description, on one line (doc comments wrap).
         let doc = child["description"]
             .as_str()
-            .map(|d| {
-                d.split(". ")
-                    .next()
-                    .unwrap_or(d)
-                    .trim_end_matches('.')
-                    .to_owned()
-            })
+            .map(|d| d.split_whitespace().collect::<Vec<_>>().join(" "))
             .unwrap_or_default();
         // Deep Kubernetes types (affinity, resources, ...) are one JSON flag.
         let deep = prefix.starts_with("adapterOverrides") || path == "sink.ref";
@@ -321,6 +329,32 @@ mod tests {
         .unwrap();
         let (_, values) = f.spec_for("s");
         assert_eq!(values["secretAccessKey"], "from-a-file");
+    }
+
+    #[test]
+    fn the_event_options_are_flags_too() {
+        let f = parse(&args(&[
+            "--dataFormat",
+            "plain",
+            "--extensions",
+            "sequence,dynamodbtable",
+            "--filters",
+            r#"[{"eventName":["INSERT"]}]"#,
+            "--delivery.deadLetterSink.uri",
+            "http://127.0.0.1:9/",
+            "--delivery.maxAttempts",
+            "3",
+        ]))
+        .unwrap();
+        let (spec, _) = f.spec_for("s");
+        assert_eq!(spec["dataFormat"], "plain");
+        assert_eq!(spec["extensions"], json!(["sequence", "dynamodbtable"]));
+        assert_eq!(spec["filters"][0]["eventName"][0], "INSERT");
+        assert_eq!(
+            spec["delivery"]["deadLetterSink"]["uri"],
+            "http://127.0.0.1:9/"
+        );
+        assert_eq!(spec["delivery"]["maxAttempts"], 3);
     }
 
     #[test]

@@ -176,6 +176,12 @@ mod tests {
         let sleep = find_binary("sleep").unwrap();
         let mut started = spawn(&sleep, &["30".into()], &[], &log).unwrap();
         let pid = started.child.id();
+        // The child may still be between fork and exec: wait (bounded) for
+        // the program to be `sleep`.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !is_running(pid, "sleep") && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         assert!(is_running(pid, "sleep"));
         assert!(
             !is_running(pid, "memory-broker"),

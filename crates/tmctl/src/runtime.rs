@@ -242,6 +242,23 @@ pub fn adapter_env(
     if let Some(endpoint) = endpoint {
         env.push(("AWS_ENDPOINT_URL".to_owned(), endpoint.to_owned()));
     }
+    if let Some(dead_letter) = source
+        .spec
+        .delivery
+        .as_ref()
+        .and_then(|d| d.dead_letter_sink.as_ref())
+    {
+        let Some(uri) = dead_letter
+            .uri
+            .as_ref()
+            .filter(|_| dead_letter.reference.is_none())
+        else {
+            bail!(
+                "source {name}: tmctl sends dead letters to a URL only: set --delivery.deadLetterSink.uri"
+            );
+        };
+        env.push(("DEAD_LETTER_SINK".to_owned(), uri.clone()));
+    }
     for var in source
         .spec
         .adapter_overrides

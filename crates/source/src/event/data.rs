@@ -155,7 +155,7 @@ fn attribute_value(value: &AttributeValue, out: &mut Vec<u8>) {
     out.push(b'}');
 }
 
-fn array<T>(out: &mut Vec<u8>, items: &[T], mut each: impl FnMut(&mut Vec<u8>, &T)) {
+pub(crate) fn array<T>(out: &mut Vec<u8>, items: &[T], mut each: impl FnMut(&mut Vec<u8>, &T)) {
     out.push(b'[');
     for (i, item) in items.iter().enumerate() {
         if i > 0 {
@@ -166,7 +166,7 @@ fn array<T>(out: &mut Vec<u8>, items: &[T], mut each: impl FnMut(&mut Vec<u8>, &
     out.push(b']');
 }
 
-fn blob(out: &mut Vec<u8>, b: &Blob) {
+pub(crate) fn blob(out: &mut Vec<u8>, b: &Blob) {
     out.push(b'"');
     let start = out.len();
     let encoded_len = base64::encoded_len(b.as_ref().len(), true).unwrap_or(0);
@@ -178,15 +178,15 @@ fn blob(out: &mut Vec<u8>, b: &Blob) {
     out.push(b'"');
 }
 
-fn boolean(out: &mut Vec<u8>, b: bool) {
+pub(crate) fn boolean(out: &mut Vec<u8>, b: bool) {
     out.extend_from_slice(if b { b"true" } else { b"false" });
 }
 
-fn null(out: &mut Vec<u8>) {
+pub(crate) fn null(out: &mut Vec<u8>) {
     out.extend_from_slice(b"null");
 }
 
-fn opt_str(out: &mut Vec<u8>, s: Option<&str>) {
+pub(crate) fn opt_str(out: &mut Vec<u8>, s: Option<&str>) {
     match s {
         Some(s) => string(out, s),
         None => null(out),

@@ -3,12 +3,20 @@
 //!
 //! Owns what an event says. It never sends one: that is `sink`'s job.
 
+pub mod aws;
 pub mod data;
+mod options;
 mod overrides;
+pub mod plain;
 
 use std::sync::Arc;
 
+use aws_sdk_dynamodbstreams::types::AttributeValue;
+use base64::Engine as _;
 use bytes::Bytes;
+pub use options::{
+    DataFormat, EventOptions, Extensions, OptionError, SubjectMode, padded_sequence,
+};
 pub use overrides::{CeOverrides, OverridesError};
 
 use crate::arn::TableArn;
@@ -31,10 +39,23 @@ pub struct CloudEvent {
     pub subject: Option<String>,
     /// RFC 3339, from the record's ApproximateCreationDateTime.
     pub time: Option<String>,
+    /// The data format's schema, when `DATASCHEMA_BASE` is set.
+    pub dataschema: Option<Arc<str>>,
     /// Extensions, each name once, in a stable order.
     pub extensions: Vec<(Arc<str>, Arc<str>)>,
     /// JSON.
     pub data: Bytes,
+    /// Where the event comes from: not sent, but a dead letter says it.
+    pub origin: Origin,
+}
+
+/// The record behind an event.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Origin {
+    pub shard: Arc<str>,
+    pub sequence: Arc<str>,
+    /// ApproximateCreationDateTime in Unix ms (for MAX_RECORD_AGE).
+    pub created_ms: Option<i64>,
 }
 
 impl CloudEvent {
@@ -47,6 +68,7 @@ impl CloudEvent {
             Some(("type", EVENT_TYPE)),
             self.subject.as_deref().map(|s| ("subject", s)),
             self.time.as_deref().map(|t| ("time", t)),
+            self.dataschema.as_deref().map(|d| ("dataschema", d)),
         ]
         .into_iter()
         .flatten()
@@ -80,8 +102,10 @@ impl CloudEvent {
             source: "s".into(),
             subject: None,
             time: None,
+            dataschema: None,
             extensions: vec![],
             data: Default::default(),
+            origin: Origin::default(),
         }
     }
 }
@@ -90,44 +114,89 @@ impl CloudEvent {
 #[derive(Debug, Clone)]
 pub struct EventBuilder {
     source: Arc<str>,
+    table: Arc<str>,
     overrides: Arc<[(Arc<str>, Arc<str>)]>,
+    options: Arc<EventOptions>,
+    dataschema: Option<Arc<str>>,
     key_schema: Option<KeySchema>,
+    stream: Arc<str>,
+    shard: Arc<str>,
 }
 
 impl EventBuilder {
-    pub fn new(table: &TableArn, overrides: &CeOverrides) -> Self {
+    pub fn new(table: &TableArn, overrides: &CeOverrides, options: EventOptions) -> Self {
         EventBuilder {
             source: Arc::from(table.as_str()),
+            table: Arc::from(table.table()),
             overrides: overrides
                 .extensions()
                 .map(|(k, v)| (Arc::from(k), Arc::from(v)))
                 .collect(),
+            dataschema: options.dataschema().map(Arc::from),
+            options: Arc::new(options),
             key_schema: None,
+            stream: Arc::from(""),
+            shard: Arc::from(""),
         }
     }
 
-    /// The same builder for a stream whose key schema is known: the subject
-    /// then lists the hash key, then the range key.
-    pub fn for_key_schema(&self, key_schema: Option<KeySchema>) -> Self {
+    /// The same builder for one stream: its ARN (the `aws` format's
+    /// `eventSourceARN`) and its key schema (the subject lists the hash key,
+    /// then the range key).
+    pub fn for_stream(&self, stream: &str, key_schema: Option<KeySchema>) -> Self {
         EventBuilder {
+            stream: Arc::from(stream),
             key_schema,
             ..self.clone()
         }
     }
 
+    /// The same builder for one shard of the stream.
+    pub fn for_shard(&self, shard: &str) -> Self {
+        EventBuilder {
+            shard: Arc::from(shard),
+            ..self.clone()
+        }
+    }
+
+    /// The stream's ARN.
+    pub fn stream(&self) -> &str {
+        &self.stream
+    }
+
     pub fn build(&self, change: &ChangeRecord) -> CloudEvent {
         let record = &change.record;
         let mut data = Vec::with_capacity(512);
-        data::encode_record(record, &mut data);
+        match self.options.data_format {
+            DataFormat::TriggerMesh => data::encode_record(record, &mut data),
+            DataFormat::Aws => aws::encode_aws(record, &self.stream, &mut data),
+            DataFormat::Plain => plain::encode_plain(record, &self.table, &mut data),
+        }
         let operation = record.event_name().map(|op| op.as_str());
-        let mut extensions = Vec::with_capacity(1 + self.overrides.len());
-        if let Some(op) = operation
-            && !self
-                .overrides
-                .iter()
-                .any(|(k, _)| &**k == OPERATION_EXTENSION)
+        let sequence = change.sequence.as_str();
+        let mut extensions = Vec::with_capacity(5 + self.overrides.len());
+        let mut add = |name: &'static str, value: &str| {
+            if !self.overrides.iter().any(|(k, _)| &**k == name) {
+                extensions.push((Arc::from(name), Arc::from(value)));
+            }
+        };
+        if let Some(op) = operation {
+            add(OPERATION_EXTENSION, op);
+        }
+        let wanted = self.options.extensions;
+        if wanted.table {
+            add("dynamodbtable", &self.table);
+        }
+        if wanted.shard {
+            add("dynamodbshard", &self.shard);
+        }
+        if wanted.sequence {
+            add("sequence", &padded_sequence(sequence));
+        }
+        if wanted.stream_view_type
+            && let Some(view) = record.dynamodb().and_then(|d| d.stream_view_type())
         {
-            extensions.push((Arc::from(OPERATION_EXTENSION), Arc::from(op)));
+            add("streamviewtype", view.as_str());
         }
         extensions.extend(self.overrides.iter().cloned());
         CloudEvent {
@@ -135,25 +204,68 @@ impl EventBuilder {
             source: self.source.clone(),
             subject: self.subject(change),
             time: change.created().map(data::format_time),
+            dataschema: self.dataschema.clone(),
             extensions,
             data: Bytes::from(data),
+            origin: Origin {
+                shard: self.shard.clone(),
+                sequence: Arc::from(sequence),
+                created_ms: change.created().and_then(|t| t.to_millis().ok()),
+            },
         }
     }
 
     fn subject(&self, change: &ChangeRecord) -> Option<String> {
-        if let Some(schema) = &self.key_schema {
-            return Some(match &schema.range {
-                Some(range) => format!("{},{}", schema.hash, range),
-                None => schema.hash.clone(),
-            });
+        let names: Vec<&str> = match &self.key_schema {
+            Some(schema) => std::iter::once(schema.hash.as_str())
+                .chain(schema.range.as_deref())
+                .collect(),
+            // No key schema (never seen from AWS): the record's key names,
+            // sorted, so the subject is at least stable.
+            None => {
+                let keys = change.record.dynamodb()?.keys()?;
+                let mut names: Vec<&str> = keys.keys().map(String::as_str).collect();
+                names.sort_unstable();
+                names
+            }
+        };
+        match self.options.subject {
+            SubjectMode::KeyNames => Some(names.join(",")),
+            SubjectMode::Keys => {
+                let keys = change.record.dynamodb()?.keys()?;
+                let parts: Vec<String> = names
+                    .iter()
+                    .map(|name| {
+                        let value = keys.get(*name).map(key_text).unwrap_or_default();
+                        format!("{}={}", escape_key_part(name), escape_key_part(&value))
+                    })
+                    .collect();
+                Some(parts.join(","))
+            }
         }
-        // No key schema (never seen from AWS): the record's key names, sorted,
-        // so the subject is at least stable.
-        let keys = change.record.dynamodb()?.keys()?;
-        let mut names: Vec<&str> = keys.keys().map(String::as_str).collect();
-        names.sort_unstable();
-        Some(names.join(","))
     }
+}
+
+/// A key attribute's value as text: strings as they are, numbers as
+/// DynamoDB's digits, binary as base64.
+fn key_text(value: &AttributeValue) -> String {
+    match value {
+        AttributeValue::S(s) | AttributeValue::N(s) => s.clone(),
+        AttributeValue::B(b) => base64::engine::general_purpose::STANDARD.encode(b.as_ref()),
+        // Keys are S, N or B; anything else is shown as the SDK prints it.
+        other => format!("{other:?}"),
+    }
+}
+
+/// `%`, `,` and `=` percent-encoded, so that `name=value,name=value` splits
+/// back unambiguously.
+fn escape_key_part(s: &str) -> String {
+    if !s.contains(['%', ',', '=']) {
+        return s.to_owned();
+    }
+    s.replace('%', "%25")
+        .replace(',', "%2C")
+        .replace('=', "%3D")
 }
 
 #[cfg(test)]
@@ -181,15 +293,22 @@ mod tests {
         let arn: TableArn = "arn:aws:dynamodb:us-east-1:123456789012:table/orders"
             .parse()
             .unwrap();
-        EventBuilder::new(&arn, &CeOverrides::parse(overrides).unwrap())
+        EventBuilder::new(
+            &arn,
+            &CeOverrides::parse(overrides).unwrap(),
+            EventOptions::default(),
+        )
     }
 
     #[test]
     fn attributes_as_the_contract_says() {
-        let b = builder(r#"{"extensions":{"team":"blue"}}"#).for_key_schema(Some(KeySchema {
-            hash: "pk".into(),
-            range: Some("sk".into()),
-        }));
+        let b = builder(r#"{"extensions":{"team":"blue"}}"#).for_stream(
+            "arn:s",
+            Some(KeySchema {
+                hash: "pk".into(),
+                range: Some("sk".into()),
+            }),
+        );
         let event = b.build(&change());
         let attrs: Vec<(&str, &str)> = event.attributes().collect();
         assert_eq!(
@@ -231,5 +350,75 @@ mod tests {
             .collect();
         assert_eq!(ops.len(), 1);
         assert_eq!(&*ops[0].1, "x");
+    }
+
+    fn with_options(options: EventOptions) -> EventBuilder {
+        let arn: TableArn = "arn:aws:dynamodb:us-east-1:123456789012:table/orders"
+            .parse()
+            .unwrap();
+        EventBuilder::new(&arn, &CeOverrides::default(), options)
+            .for_stream(
+                "arn:aws:dynamodb:us-east-1:123456789012:table/orders/stream/x",
+                Some(KeySchema {
+                    hash: "pk".into(),
+                    range: Some("sk".into()),
+                }),
+            )
+            .for_shard("shardId-0001")
+    }
+
+    #[test]
+    fn keys_subjects_name_the_item_with_separators_escaped() {
+        let b = with_options(EventOptions {
+            subject: SubjectMode::Keys,
+            ..EventOptions::default()
+        });
+        assert_eq!(b.build(&change()).subject.as_deref(), Some("pk=a,sk=1"));
+
+        let sr = StreamRecord::builder()
+            .sequence_number("100000000000000000002")
+            .keys("pk", AttributeValue::S("a=b,c%d".into()))
+            .keys(
+                "sk",
+                AttributeValue::B(aws_smithy_types::Blob::new(vec![0xff, 0x00])),
+            )
+            .build();
+        let record = Record::builder().event_id("e").dynamodb(sr).build();
+        let event = b.build(&ChangeRecord::new(record).unwrap());
+        assert_eq!(event.subject.as_deref(), Some("pk=a%3Db%2Cc%25d,sk=/wA%3D"));
+    }
+
+    #[test]
+    fn optional_extensions_and_dataschema() {
+        let b = with_options(EventOptions {
+            extensions: "dynamodbtable,dynamodbshard,sequence,streamviewtype"
+                .parse()
+                .unwrap(),
+            dataschema_base: Some("https://schemas.example/".into()),
+            data_format: DataFormat::Plain,
+            ..EventOptions::default()
+        });
+        let mut change = change();
+        if let Some(d) = change.record.dynamodb.as_mut() {
+            d.stream_view_type = Some(aws_sdk_dynamodbstreams::types::StreamViewType::NewImage);
+        }
+        let event = b.build(&change);
+        let ext: Vec<(&str, &str)> = event.extensions.iter().map(|(k, v)| (&**k, &**v)).collect();
+        assert_eq!(
+            ext,
+            [
+                ("dynamodboperation", "INSERT"),
+                ("dynamodbtable", "orders"),
+                ("dynamodbshard", "shardId-0001"),
+                ("sequence", "0000000000000000000100000000000000000001"),
+                ("streamviewtype", "NEW_IMAGE"),
+            ]
+        );
+        assert_eq!(
+            event.dataschema.as_deref(),
+            Some("https://schemas.example/com.amazon.dynamodb.stream_record.plain.json")
+        );
+        assert_eq!(&*event.origin.shard, "shardId-0001");
+        assert_eq!(event.origin.created_ms, Some(1_704_067_200_000));
     }
 }

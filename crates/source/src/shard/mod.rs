@@ -21,11 +21,12 @@ pub use window::{Completed, DeliveryWindow, Pending};
 
 use crate::checkpoint::{Checkpointer, OrderedFinalizer, ShardPosition};
 use crate::event::CloudEvent;
-use crate::event::EventBuilder;
+use crate::event::{EventBuilder, aws};
+use crate::filter::RecordFilter;
 use crate::health::Health;
 use crate::metrics::{Metrics, ReasonLabel, ShardLabel};
 use crate::record::{ChangeRecord, ItemKey, Record, RecordError, SequenceNumber};
-use crate::sink::{Delivery, RetryPolicy, Sink, deliver};
+use crate::sink::{DeadLetter, Delivery, RetryPolicy, Sink, deliver};
 use crate::stream::{IteratorPosition, StreamsApi};
 use fetch::{Cursor, Fetched, next_page};
 
@@ -37,6 +38,9 @@ pub struct ReaderContext {
     pub health: Arc<Health>,
     pub metrics: Arc<Metrics>,
     pub retry: RetryPolicy,
+    /// Only records that match are sent; the others are done at once.
+    pub filter: Option<Arc<RecordFilter>>,
+    pub dead_letter: Option<DeadLetter>,
     /// Deliveries at once per shard.
     pub max_in_flight: usize,
     /// A new page is fetched only while fewer events than this are undone.
@@ -88,25 +92,36 @@ struct Prepared {
     sequence: SequenceNumber,
     item: ItemKey,
     created_ms: Option<i64>,
-    /// `None` when the record is older than the starting timestamp.
+    /// `None` when the record is older than the starting timestamp, or
+    /// FILTER does not pass it.
     event: Option<CloudEvent>,
+    filtered: bool,
 }
 
 impl Prepared {
     fn new(
         events: &EventBuilder,
+        filter: Option<&RecordFilter>,
         skip_before_ms: Option<i64>,
         record: Record,
     ) -> Result<Self, RecordError> {
         let change = ChangeRecord::new(record)?;
         let created_ms = change.created().and_then(|t| t.to_millis().ok());
         let skipped = matches!((skip_before_ms, created_ms), (Some(before), Some(created)) if created < before);
-        let event = (!skipped).then(|| events.build(&change));
+        // Patterns match the record as Lambda gives it, whatever DATA_FORMAT.
+        let filtered = !skipped
+            && filter.is_some_and(|f| {
+                let mut shape = Vec::with_capacity(512);
+                aws::encode_aws(&change.record, events.stream(), &mut shape);
+                serde_json::from_slice(&shape).is_ok_and(|record| !f.matches(&record))
+            });
+        let event = (!skipped && !filtered).then(|| events.build(&change));
         Ok(Prepared {
             sequence: change.sequence,
             item: change.item,
             created_ms,
             event,
+            filtered,
         })
     }
 }
@@ -123,8 +138,8 @@ impl ShardReader {
             ctx,
             stream: Arc::from(stream),
             shard: Arc::from(shard),
+            events: events.for_shard(shard),
             start,
-            events,
         }
     }
 
@@ -155,8 +170,15 @@ impl ShardReader {
                 let ctx = ctx.clone();
                 let give_up = give_up.clone();
                 Box::pin(async move {
-                    let delivery =
-                        deliver(&*ctx.sink, &p.event, &ctx.retry, &ctx.metrics, &give_up).await;
+                    let delivery = deliver(
+                        &*ctx.sink,
+                        ctx.dead_letter.as_ref(),
+                        &p.event,
+                        &ctx.retry,
+                        &ctx.metrics,
+                        &give_up,
+                    )
+                    .await;
                     Completed {
                         ticket: p.ticket,
                         item: p.item,
@@ -184,11 +206,13 @@ impl ShardReader {
                     pause,
                 );
                 let (events, skip_before_ms) = (self.events.clone(), self.start.skip_before_ms);
+                let filter = ctx.filter.clone();
                 fetching = Some(AbortOnDropHandle::new(tokio::spawn(async move {
                     let (c, fetched) = page.await;
                     (
                         c,
-                        fetched.map(|r| Prepared::new(&events, skip_before_ms, r)),
+                        fetched
+                            .map(|r| Prepared::new(&events, filter.as_deref(), skip_before_ms, r)),
                     )
                 })));
             }
@@ -203,7 +227,9 @@ impl ShardReader {
                 }
                 Some(done) = window.next_completed(), if window.in_flight() > 0 => {
                     match done.delivery {
-                        Delivery::Delivered | Delivery::Dropped(_) => finalizer.done(done.ticket),
+                        Delivery::Delivered
+                        | Delivery::DeadLettered(_)
+                        | Delivery::Dropped(..) => finalizer.done(done.ticket),
                         Delivery::Abandoned => {}
                     }
                     self.checkpoint(&mut finalizer);
@@ -303,6 +329,9 @@ impl ShardReader {
                 }
             };
             newest_ms = prepared.created_ms.or(newest_ms);
+            if prepared.filtered {
+                metrics.events_filtered.inc();
+            }
             let ticket = finalizer.push(prepared.sequence.clone());
             last = Some(prepared.sequence);
             match prepared.event {

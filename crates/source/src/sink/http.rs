@@ -17,8 +17,36 @@ use crate::event::{CloudEvent, DATA_CONTENT_TYPE};
 /// How much of an error answer's body is kept for logs.
 const BODY_EXCERPT: usize = 512;
 
+/// How an event travels in a request (the CloudEvents HTTP binding's
+/// content modes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ContentMode {
+    /// Attributes as `ce-` headers, the data as the body.
+    #[default]
+    Binary,
+    /// The whole event as one JSON object (`application/cloudevents+json`).
+    Structured,
+}
+
+impl std::str::FromStr for ContentMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "binary" | "" => Ok(ContentMode::Binary),
+            "structured" => Ok(ContentMode::Structured),
+            other => Err(format!("{other:?} is not one of binary, structured")),
+        }
+    }
+}
+
+static STRUCTURED: HeaderValue =
+    HeaderValue::from_static("application/cloudevents+json; charset=UTF-8");
+
 pub struct HttpSink {
     pool: Pool,
+    mode: ContentMode,
+    /// The URL as logs and dead letters may show it.
+    shown: String,
     timeout: Duration,
     /// The request target (origin-form: path and query).
     target: http::Uri,
@@ -112,6 +140,8 @@ impl HttpSink {
             }
         };
         Ok(HttpSink {
+            mode: ContentMode::Binary,
+            shown: redact(&url),
             pool: Pool::new(origin, timeout.min(Duration::from_secs(10)))
                 .map_err(|e| SendError::Transport(e.0))?,
             timeout,
@@ -121,7 +151,24 @@ impl HttpSink {
         })
     }
 
+    /// The same sink, sending in `mode`.
+    pub fn with_mode(self, mode: ContentMode) -> Self {
+        HttpSink { mode, ..self }
+    }
+
     fn request(&self, event: &CloudEvent) -> http::Request<Full<Bytes>> {
+        if self.mode == ContentMode::Structured {
+            let mut request = http::Request::post(self.target.clone())
+                .body(Full::new(Bytes::from(event.to_structured_json())))
+                .unwrap_or_default();
+            let headers = request.headers_mut();
+            headers.insert(HOST, self.host.clone());
+            headers.insert(CONTENT_TYPE, STRUCTURED.clone());
+            if let Some(auth) = &self.authorization {
+                headers.insert(AUTHORIZATION, auth.clone());
+            }
+            return request;
+        }
         let mut request = http::Request::post(self.target.clone())
             .body(Full::new(event.data.clone()))
             .unwrap_or_default();
@@ -219,6 +266,7 @@ impl HttpSink {
             body: String::from_utf8_lossy(&excerpt)
                 .trim()
                 .replace(['\n', '\r'], " "),
+            raw: Bytes::from(excerpt),
         }))
     }
 }
@@ -272,6 +320,10 @@ impl Sink for HttpSink {
             Ok(result) => result,
             Err(_) => Err(SendError::Timeout),
         }
+    }
+
+    fn destination(&self) -> String {
+        self.shown.clone()
     }
 }
 
@@ -335,6 +387,42 @@ mod tests {
         assert_eq!(h["ce-dynamodboperation"], "INSERT");
         let basic = base64::engine::general_purpose::STANDARD.encode("u@x:p:w");
         assert_eq!(h["authorization"], format!("Basic {basic}").as_str());
+    }
+
+    #[tokio::test]
+    async fn structured_mode_sends_the_whole_event_as_json() {
+        let url = parse_sink_url("http://127.0.0.1:9/").unwrap();
+        let sink = HttpSink::new(url, Duration::from_secs(1))
+            .unwrap()
+            .with_mode(ContentMode::Structured);
+        let mut event = CloudEvent::with_id("e1");
+        event.dataschema = Some("https://x/s.json".into());
+        event.extensions.push(("sequence".into(), "0001".into()));
+        event.data = Bytes::from_static(b"{\"n\":12345678901234567890123456789012345678}");
+        let req = sink.request(&event);
+        let h = req.headers();
+        assert_eq!(
+            h["content-type"],
+            "application/cloudevents+json; charset=UTF-8"
+        );
+        assert!(!h.keys().any(|k| k.as_str().starts_with("ce-")), "{h:?}");
+        let body = req.into_body();
+        let bytes = futures_util::FutureExt::now_or_never(body.collect())
+            .unwrap()
+            .unwrap()
+            .to_bytes();
+        let text = std::str::from_utf8(&bytes).unwrap();
+        let json: serde_json::Value = serde_json::from_str(text).unwrap();
+        assert_eq!(json["id"], "e1");
+        assert_eq!(json["dataschema"], "https://x/s.json");
+        assert_eq!(json["sequence"], "0001");
+        assert_eq!(json["datacontenttype"], "application/json");
+        // The data is inline and byte for byte (no number rounding).
+        assert!(
+            text.ends_with("\"data\":{\"n\":12345678901234567890123456789012345678}}"),
+            "{text}"
+        );
+        assert_eq!(sink.destination(), "http://127.0.0.1:9/");
     }
 
     #[test]

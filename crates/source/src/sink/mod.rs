@@ -5,6 +5,7 @@
 //! Knative's delivery rules. It never decides what is checkpointed: it says
 //! how each event ended, and `shard` takes it from there.
 
+mod dead_letter;
 mod http;
 mod pool;
 mod retry;
@@ -13,8 +14,10 @@ mod stdout;
 use std::time::Duration;
 
 use async_trait::async_trait;
-pub use http::{HttpSink, SinkUrlError, parse_sink_url, redact};
-pub use retry::{Delivery, RetryPolicy, deliver};
+use bytes::Bytes;
+pub use dead_letter::DeadLetter;
+pub use http::{ContentMode, HttpSink, SinkUrlError, parse_sink_url, redact};
+pub use retry::{Delivery, GiveUpReason, RetryPolicy, deliver};
 pub use stdout::StdoutSink;
 pub use url::Url;
 
@@ -24,6 +27,12 @@ use crate::event::CloudEvent;
 #[async_trait]
 pub trait Sink: Send + Sync + 'static {
     async fn send(&self, event: &CloudEvent) -> Result<(), SendError>;
+
+    /// Where events go, for a dead letter's `knativeerrordest` (no
+    /// credentials in it).
+    fn destination(&self) -> String {
+        String::new()
+    }
 }
 
 /// A failed attempt. Messages never carry the sink's credentials.
@@ -33,7 +42,10 @@ pub enum SendError {
     Status {
         status: u16,
         retry_after: Option<Duration>,
+        /// The start of the answer's body, on one line, for logs.
         body: String,
+        /// The same bytes as received, for a dead letter.
+        raw: Bytes,
     },
     #[error("sink did not answer in time")]
     Timeout,
@@ -91,6 +103,7 @@ mod tests {
             status: s,
             retry_after: None,
             body: String::new(),
+            raw: Bytes::new(),
         }
     }
 

@@ -1,22 +1,30 @@
 //! Delivering one event: attempts until the sink takes it, refuses it for
-//! good, or the caller gives up (shutdown).
+//! good, attempts or the record's age run out, or the caller gives up
+//! (shutdown). What cannot be delivered goes to the dead-letter sink when
+//! there is one.
 
 use std::time::Duration;
 
 use backon::{BackoffBuilder, ExponentialBuilder};
 use tokio_util::sync::CancellationToken;
 
-use super::{SendError, Sink};
+use super::{DeadLetter, SendError, Sink};
 use crate::event::CloudEvent;
 use crate::metrics::{ClassLabel, Metrics, ReasonLabel};
 
 /// Capped exponential backoff with jitter between attempts; a sink's
 /// `Retry-After` replaces the computed pause (up to `max_retry_after`).
+/// `max_attempts` and `max_record_age` bound the tries (default: none).
 #[derive(Debug, Clone)]
 pub struct RetryPolicy {
     pub min_delay: Duration,
     pub max_delay: Duration,
     pub max_retry_after: Duration,
+    /// Attempts at the sink before the event is given up (MAX_ATTEMPTS).
+    pub max_attempts: Option<u32>,
+    /// Age of the record (from its ApproximateCreationDateTime) past which
+    /// it is given up rather than tried again (MAX_RECORD_AGE).
+    pub max_record_age: Option<Duration>,
 }
 
 impl Default for RetryPolicy {
@@ -25,6 +33,8 @@ impl Default for RetryPolicy {
             min_delay: Duration::from_millis(100),
             max_delay: Duration::from_secs(10),
             max_retry_after: Duration::from_secs(300),
+            max_attempts: None,
+            max_record_age: None,
         }
     }
 }
@@ -40,6 +50,35 @@ impl RetryPolicy {
             .without_max_times()
             .build()
     }
+
+    /// True when the event's record is older than `max_record_age`.
+    fn too_old(&self, event: &CloudEvent, now_ms: i64) -> bool {
+        match (self.max_record_age, event.origin.created_ms) {
+            (Some(age), Some(created)) => now_ms.saturating_sub(created) > age.as_millis() as i64,
+            _ => false,
+        }
+    }
+}
+
+/// Why an event was given up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GiveUpReason {
+    /// The sink answered a status that is not retried (e.g. 400).
+    Rejected,
+    /// MAX_ATTEMPTS attempts failed.
+    Attempts,
+    /// The record outgrew MAX_RECORD_AGE.
+    Age,
+}
+
+impl GiveUpReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GiveUpReason::Rejected => "rejected",
+            GiveUpReason::Attempts => "attempts-exhausted",
+            GiveUpReason::Age => "record-too-old",
+        }
+    }
 }
 
 /// How a delivery ended.
@@ -47,16 +86,22 @@ impl RetryPolicy {
 pub enum Delivery {
     /// The sink answered 2xx.
     Delivered,
-    /// The sink refused it with a final status; it is done, not delivered.
-    Dropped(SendError),
+    /// Given up, and the dead-letter sink took it: done.
+    DeadLettered(GiveUpReason),
+    /// Given up without a dead-letter sink: done, not delivered.
+    Dropped(GiveUpReason, Option<SendError>),
     /// Given up before an answer (shutdown): not done.
     Abandoned,
 }
 
-/// Sends `event` until it is delivered or refused for good, or `give_up`
-/// fires.
+fn now_ms() -> i64 {
+    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+/// Sends `event` until it is delivered or given up, or `give_up` fires.
 pub async fn deliver(
     sink: &dyn Sink,
+    dead_letter: Option<&DeadLetter>,
     event: &CloudEvent,
     policy: &RetryPolicy,
     metrics: &Metrics,
@@ -64,7 +109,11 @@ pub async fn deliver(
 ) -> Delivery {
     let mut backoff = policy.backoff();
     let mut attempt: u32 = 0;
-    loop {
+    let mut last_error: Option<SendError> = None;
+    let reason = loop {
+        if policy.too_old(event, now_ms()) {
+            break GiveUpReason::Age;
+        }
         attempt += 1;
         if attempt > 1 {
             metrics.delivery_retries.inc();
@@ -87,16 +136,15 @@ pub async fn deliver(
                 class: err.class().to_owned(),
             })
             .inc();
-        if !err.is_retryable() {
-            metrics
-                .events_dropped
-                .get_or_create(&ReasonLabel {
-                    reason: "rejected".to_owned(),
-                })
-                .inc();
-            tracing::error!(event_id = %event.id, error = %err, "the sink refused the event for good; dropped");
-            return Delivery::Dropped(err);
+        let retryable = err.is_retryable();
+        last_error = Some(err);
+        if !retryable {
+            break GiveUpReason::Rejected;
         }
+        if policy.max_attempts.is_some_and(|max| attempt >= max) {
+            break GiveUpReason::Attempts;
+        }
+        let err = last_error.as_ref().expect("set above");
         let pause = match err.retry_after() {
             Some(after) => after.min(policy.max_retry_after),
             None => backoff.next().unwrap_or(policy.max_delay),
@@ -109,6 +157,59 @@ pub async fn deliver(
         tokio::select! {
             _ = give_up.cancelled() => return Delivery::Abandoned,
             _ = tokio::time::sleep(pause) => {}
+        }
+    };
+    let error_text = last_error
+        .as_ref()
+        .map(ToString::to_string)
+        .unwrap_or_else(|| "not tried".to_owned());
+    let Some(dead_letter) = dead_letter else {
+        metrics
+            .events_dropped
+            .get_or_create(&ReasonLabel {
+                reason: reason.as_str().to_owned(),
+            })
+            .inc();
+        tracing::error!(event_id = %event.id, reason = reason.as_str(), attempts = attempt, error = %error_text, "event given up and dropped (no DEAD_LETTER_SINK)");
+        return Delivery::Dropped(reason, last_error);
+    };
+    let letter = DeadLetter::letter(
+        event,
+        &sink.destination(),
+        reason,
+        attempt,
+        last_error.as_ref(),
+    );
+    tracing::warn!(event_id = %event.id, reason = reason.as_str(), attempts = attempt, error = %error_text, "event given up; sending it to the dead-letter sink");
+    // The dead-letter sink is retried until it takes the letter: giving up
+    // there would lose the event.
+    let mut backoff = policy.backoff();
+    let mut tries: u32 = 0;
+    loop {
+        tries += 1;
+        let result = tokio::select! {
+            biased;
+            _ = give_up.cancelled() => return Delivery::Abandoned,
+            r = dead_letter.sink.send(&letter) => r,
+        };
+        match result {
+            Ok(()) => {
+                metrics.events_dead_lettered.inc();
+                return Delivery::DeadLettered(reason);
+            }
+            Err(err) => {
+                let pause = match err.retry_after() {
+                    Some(after) => after.min(policy.max_retry_after),
+                    None => backoff.next().unwrap_or(policy.max_delay),
+                };
+                if tries == 1 || tries.is_multiple_of(10) {
+                    tracing::warn!(event_id = %event.id, attempt = tries, error = %err, retry_in = ?pause, "the dead-letter sink failed; retrying");
+                }
+                tokio::select! {
+                    _ = give_up.cancelled() => return Delivery::Abandoned,
+                    _ = tokio::time::sleep(pause) => {}
+                }
+            }
         }
     }
 }
@@ -137,6 +238,7 @@ mod tests {
             status,
             retry_after,
             body: String::new(),
+            raw: bytes::Bytes::new(),
         })
     }
 
@@ -158,6 +260,7 @@ mod tests {
         let started = tokio::time::Instant::now();
         let d = deliver(
             &sink,
+            None,
             &event(),
             &RetryPolicy::default(),
             &metrics,
@@ -181,6 +284,7 @@ mod tests {
         let metrics = Metrics::default();
         let d = deliver(
             &sink,
+            None,
             &event(),
             &RetryPolicy::default(),
             &metrics,
@@ -189,7 +293,10 @@ mod tests {
         .await;
         assert!(matches!(
             d,
-            Delivery::Dropped(SendError::Status { status: 400, .. })
+            Delivery::Dropped(
+                GiveUpReason::Rejected,
+                Some(SendError::Status { status: 400, .. })
+            )
         ));
         assert_eq!(metrics.delivery_retries.get(), 0);
         assert_eq!(metrics.events_delivered.get(), 0);
@@ -218,8 +325,174 @@ mod tests {
             tokio::time::sleep(Duration::from_secs(3)).await;
             cancel.cancel();
         });
-        let d = deliver(&sink, &event(), &RetryPolicy::default(), &metrics, &give_up).await;
+        let d = deliver(
+            &sink,
+            None,
+            &event(),
+            &RetryPolicy::default(),
+            &metrics,
+            &give_up,
+        )
+        .await;
         assert!(matches!(d, Delivery::Abandoned));
         assert_eq!(metrics.events_delivered.get(), 0);
+    }
+
+    /// Records what it is sent; answers from a script, then 200.
+    struct Recording {
+        script: Mutex<VecDeque<Result<(), SendError>>>,
+        sent: Mutex<Vec<CloudEvent>>,
+    }
+
+    #[async_trait]
+    impl Sink for Recording {
+        async fn send(&self, event: &CloudEvent) -> Result<(), SendError> {
+            self.sent.lock().unwrap().push(event.clone());
+            self.script.lock().unwrap().pop_front().unwrap_or(Ok(()))
+        }
+        fn destination(&self) -> String {
+            "http://dlq/".into()
+        }
+    }
+
+    fn recording(script: Vec<Result<(), SendError>>) -> std::sync::Arc<Recording> {
+        std::sync::Arc::new(Recording {
+            script: Mutex::new(script.into()),
+            sent: Mutex::new(Vec::new()),
+        })
+    }
+
+    fn extension<'a>(event: &'a CloudEvent, name: &str) -> Option<&'a str> {
+        event
+            .extensions
+            .iter()
+            .find(|(k, _)| &**k == name)
+            .map(|(_, v)| &**v)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn max_attempts_then_the_dead_letter_sink_which_is_retried_until_it_takes_it() {
+        let sink = recording((0..10).map(|_| status(503, None)).collect());
+        let dlq = recording(vec![status(500, None), Err(SendError::Timeout)]);
+        let policy = RetryPolicy {
+            max_attempts: Some(3),
+            ..RetryPolicy::default()
+        };
+        let metrics = Metrics::default();
+        let dead_letter = DeadLetter { sink: dlq.clone() };
+        let d = deliver(
+            &*sink,
+            Some(&dead_letter),
+            &event(),
+            &policy,
+            &metrics,
+            &CancellationToken::new(),
+        )
+        .await;
+        assert!(matches!(d, Delivery::DeadLettered(GiveUpReason::Attempts)));
+        assert_eq!(sink.sent.lock().unwrap().len(), 3, "MAX_ATTEMPTS attempts");
+        let letters = dlq.sent.lock().unwrap();
+        assert_eq!(letters.len(), 3, "the dead-letter sink is retried");
+        assert_eq!(extension(&letters[2], "deliveryattempts"), Some("3"));
+        assert_eq!(extension(&letters[2], "knativeerrorcode"), Some("503"));
+        assert_eq!(
+            extension(&letters[2], "deadletterreason"),
+            Some("attempts-exhausted")
+        );
+        assert_eq!(metrics.events_dead_lettered.get(), 1);
+        assert_eq!(metrics.events_delivered.get(), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_rejected_event_goes_to_the_dead_letter_sink_at_once() {
+        let sink = recording(vec![status(400, None)]);
+        let dlq = recording(vec![]);
+        let d = deliver(
+            &*sink,
+            Some(&DeadLetter { sink: dlq.clone() }),
+            &event(),
+            &RetryPolicy::default(),
+            &Metrics::default(),
+            &CancellationToken::new(),
+        )
+        .await;
+        assert!(matches!(d, Delivery::DeadLettered(GiveUpReason::Rejected)));
+        assert_eq!(sink.sent.lock().unwrap().len(), 1);
+        assert_eq!(
+            extension(&dlq.sent.lock().unwrap()[0], "knativeerrorcode"),
+            Some("400")
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn max_attempts_without_a_dead_letter_sink_drops() {
+        let sink = recording((0..10).map(|_| Err(SendError::Timeout)).collect());
+        let policy = RetryPolicy {
+            max_attempts: Some(2),
+            ..RetryPolicy::default()
+        };
+        let metrics = Metrics::default();
+        let d = deliver(
+            &*sink,
+            None,
+            &event(),
+            &policy,
+            &metrics,
+            &CancellationToken::new(),
+        )
+        .await;
+        assert!(matches!(
+            d,
+            Delivery::Dropped(GiveUpReason::Attempts, Some(SendError::Timeout))
+        ));
+        assert_eq!(sink.sent.lock().unwrap().len(), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_record_older_than_max_record_age_is_given_up_untried() {
+        let minute = 60_000;
+        let policy = RetryPolicy {
+            max_record_age: Some(Duration::from_secs(60)),
+            ..RetryPolicy::default()
+        };
+        let mut old = event();
+        old.origin.created_ms = Some(now_ms() - 2 * minute);
+        let sink = recording(vec![]);
+        let dlq = recording(vec![]);
+        let dead_letter = DeadLetter { sink: dlq.clone() };
+        let d = deliver(
+            &*sink,
+            Some(&dead_letter),
+            &old,
+            &policy,
+            &Metrics::default(),
+            &CancellationToken::new(),
+        )
+        .await;
+        assert!(matches!(d, Delivery::DeadLettered(GiveUpReason::Age)));
+        assert!(
+            sink.sent.lock().unwrap().is_empty(),
+            "not tried once too old"
+        );
+        assert_eq!(
+            extension(&dlq.sent.lock().unwrap()[0], "deadletterreason"),
+            Some("record-too-old")
+        );
+
+        // A young record is tried.
+        let mut young = event();
+        young.origin.created_ms = Some(now_ms());
+        let sink = recording(vec![]);
+        let d = deliver(
+            &*sink,
+            Some(&dead_letter),
+            &young,
+            &policy,
+            &Metrics::default(),
+            &CancellationToken::new(),
+        )
+        .await;
+        assert!(matches!(d, Delivery::Delivered));
+        assert_eq!(dlq.sent.lock().unwrap().len(), 1);
     }
 }

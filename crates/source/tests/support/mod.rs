@@ -436,6 +436,7 @@ impl Sink for MemorySink {
                 status,
                 retry_after: Some(Duration::from_millis(1)),
                 body: String::new(),
+                raw: Default::default(),
             });
         }
         self.events.lock().unwrap().push(event.clone());
