@@ -334,7 +334,7 @@ pub fn parse_duration(var: &str, s: &str) -> Result<Duration, String> {
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (digits, unit) = t.split_at(split);
     let n: u64 = digits.parse().map_err(|_| {
-        format!("{var} {s:?} is not a duration (like 250ms, 30s, 2m or whole seconds)")
+        format!("{var} {s:?} is not a duration (like 250ms, 30s, 2m, 1h or whole seconds)")
     })?;
     match unit.trim() {
         "" | "s" => Ok(Duration::from_secs(n)),
@@ -342,7 +342,7 @@ pub fn parse_duration(var: &str, s: &str) -> Result<Duration, String> {
         "m" => Ok(Duration::from_secs(n * 60)),
         "h" => Ok(Duration::from_secs(n * 3600)),
         _ => Err(format!(
-            "{var} {s:?} is not a duration (like 250ms, 30s, 2m or whole seconds)"
+            "{var} {s:?} is not a duration (like 250ms, 30s, 2m, 1h or whole seconds)"
         )),
     }
 }
@@ -662,7 +662,8 @@ mod tests {
         assert_eq!(parse_duration("X", "250ms"), Ok(Duration::from_millis(250)));
         assert_eq!(parse_duration("X", "30"), Ok(Duration::from_secs(30)));
         assert_eq!(parse_duration("X", "2m"), Ok(Duration::from_secs(120)));
-        assert!(parse_duration("X", "1h").is_err());
+        assert_eq!(parse_duration("X", "1h"), Ok(Duration::from_secs(3600)));
+        assert!(parse_duration("X", "1d").is_err());
         assert!(parse_duration("X", "-1s").is_err());
     }
 }

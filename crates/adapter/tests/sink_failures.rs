@@ -123,7 +123,7 @@ async fn an_event_refused_with_400_is_dropped_and_the_stream_goes_on() -> anyhow
     let dropped_lines = adapter
         .stderr_lines()
         .into_iter()
-        .filter(|l| l.contains("refused the event for good"))
+        .filter(|l| l.contains("given up and dropped") && l.contains("\"reason\":\"rejected\""))
         .count();
     assert_eq!(dropped_lines, refused, "each drop logged with its event id");
     assert_clean_output(&adapter);
