@@ -552,3 +552,69 @@ async fn bad_input_gives_one_clear_line_and_a_failure() -> Result<()> {
     );
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_adapters_event_options_are_flags() -> Result<()> {
+    let ddb = DynamoDbLocal::shared().await;
+    let table = TestTable::create(ddb, KeyShape::Hash, StreamViewType::NewImage).await?;
+    let target = RecordingSink::start().await?;
+    let tmctl = Tmctl::new(ddb.endpoint())?;
+    tmctl.ok(&["create", "broker", "opts"]).await?;
+    let mut create = seed_command(table.arn());
+    create.extend([
+        "--dataFormat",
+        "plain",
+        "--subject",
+        "keys",
+        "--extensions",
+        "sequence,dynamodbtable",
+        "--filters",
+        r#"[{"dynamodb": {"NewImage": {"v": {"N": [{"numeric": [">", 1]}]}}}}]"#,
+    ]);
+    tmctl.ok(&create).await?;
+    tmctl
+        .ok(&["create", "trigger", "--target", &target.url()])
+        .await?;
+    for (k, v) in [("one", 1), ("two", 2), ("zero", 0), ("three", 3)] {
+        table.put(items::with_value(items::key(k), v)).await?;
+    }
+    let events = target.wait_for_count(2, ARRIVAL).await?;
+    let mut subjects: Vec<&str> = events.iter().filter_map(|e| e.subject.as_deref()).collect();
+    subjects.sort();
+    assert_eq!(
+        subjects,
+        ["pk=three", "pk=two"],
+        "the filter passed only v > 1"
+    );
+    let event = events
+        .iter()
+        .find(|e| e.subject.as_deref() == Some("pk=two"))
+        .context("two")?;
+    let data = event.data_json()?;
+    assert_eq!(data["newImage"]["v"], 2, "plain data: {data}");
+    assert_eq!(
+        event.extensions.get("dynamodbtable").map(String::as_str),
+        Some(table.name())
+    );
+    assert_eq!(event.extensions.get("sequence").map(String::len), Some(40));
+
+    let dumped = tmctl.ok(&["dump"]).await?;
+    let objects: Vec<Value> = serde_saphyr::from_multiple(&dumped)?;
+    let source = objects
+        .iter()
+        .find(|o| o["kind"] == "AWSDynamoDBSource")
+        .context("the source")?;
+    awsdynamodbsource_api::validate(source).map_err(|e| anyhow::anyhow!("{e}"))?;
+    assert_eq!(source["spec"]["dataFormat"], "plain");
+    assert_eq!(
+        source["spec"]["extensions"],
+        serde_json::json!(["sequence", "dynamodbtable"])
+    );
+
+    // A value the CRD does not allow: the schema's message, nothing created.
+    let mut bad = seed_command(table.arn());
+    bad.extend(["--name", "bad", "--dataFormat", "xml"]);
+    let e = tmctl.fails(&bad).await?;
+    assert!(e.contains("spec.dataFormat"), "{e}");
+    Ok(())
+}
