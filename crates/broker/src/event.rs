@@ -243,6 +243,22 @@ impl Serialize for Structured<'_> {
     }
 }
 
+/// An event with only the required attributes, for tests of the stages
+/// after ingest.
+#[cfg(test)]
+pub(crate) fn test_event(id: &str, data: Option<Bytes>) -> std::sync::Arc<CloudEvent> {
+    let attrs = [
+        ("specversion", "1.0"),
+        ("id", id),
+        ("source", "s"),
+        ("type", "t"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    std::sync::Arc::new(CloudEvent::new(attrs, data).expect("a valid event"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -243,16 +243,7 @@ mod tests {
     use std::time::Duration;
 
     fn event(id: &str) -> Arc<CloudEvent> {
-        let attrs = [
-            ("specversion", "1.0"),
-            ("id", id),
-            ("source", "s"),
-            ("type", "t"),
-        ]
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-        Arc::new(CloudEvent::new(attrs, None).unwrap())
+        crate::event::test_event(id, None)
     }
 
     #[test]

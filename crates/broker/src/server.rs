@@ -146,16 +146,7 @@ mod tests {
     use futures_util::StreamExt;
 
     fn event(id: &str) -> Arc<CloudEvent> {
-        let attrs = [
-            ("specversion", "1.0"),
-            ("id", id),
-            ("source", "s"),
-            ("type", "t"),
-        ]
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-        Arc::new(CloudEvent::new(attrs, Some(Bytes::from_static(b"{\"k\":1}"))).unwrap())
+        crate::event::test_event(id, Some(Bytes::from_static(b"{\"k\":1}")))
     }
 
     async fn next_line(

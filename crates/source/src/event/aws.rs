@@ -14,7 +14,7 @@ use aws_sdk_dynamodbstreams::types::{AttributeValue, Identity, Record, StreamRec
 use aws_smithy_types::DateTime;
 use aws_smithy_types::date_time::Format;
 
-use super::data::{array, blob, boolean, string};
+use super::data::{array, blob, boolean, sorted_object, string};
 
 /// Appends the record's JSON to `out`; `stream_arn` becomes `eventSourceARN`,
 /// as Lambda adds it (the Streams API record does not carry it).
@@ -113,20 +113,9 @@ fn epoch_seconds(out: &mut Vec<u8>, t: &DateTime) {
 }
 
 /// Attribute names sorted byte-wise, so that one record always gives the
-/// same bytes (a `HashMap` has no order of its own).
+/// same bytes.
 fn attribute_map(map: &HashMap<String, AttributeValue>, out: &mut Vec<u8>) {
-    let mut entries: Vec<(&String, &AttributeValue)> = map.iter().collect();
-    entries.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
-    out.push(b'{');
-    for (i, (name, value)) in entries.into_iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        string(out, name);
-        out.push(b':');
-        attribute_value(value, out);
-    }
-    out.push(b'}');
+    sorted_object(map, out, attribute_value);
 }
 
 /// One attribute value: a single member named after its type.

@@ -84,16 +84,27 @@ fn opt_map(out: &mut Vec<u8>, map: Option<&HashMap<String, AttributeValue>>) {
 }
 
 fn attribute_map(map: &HashMap<String, AttributeValue>, out: &mut Vec<u8>) {
-    let mut entries: Vec<(&String, &AttributeValue)> = map.iter().collect();
+    sorted_object(map, out, attribute_value);
+}
+
+/// A map as a JSON object, names sorted byte-wise (Go's order, and the same
+/// bytes for one record every time: a `HashMap` has no order of its own),
+/// each value written by `value`.
+pub(crate) fn sorted_object<V>(
+    map: &HashMap<String, V>,
+    out: &mut Vec<u8>,
+    mut value: impl FnMut(&V, &mut Vec<u8>),
+) {
+    let mut entries: Vec<(&String, &V)> = map.iter().collect();
     entries.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
     out.push(b'{');
-    for (i, (name, value)) in entries.into_iter().enumerate() {
+    for (i, (name, v)) in entries.into_iter().enumerate() {
         if i > 0 {
             out.push(b',');
         }
         string(out, name);
         out.push(b':');
-        attribute_value(value, out);
+        value(v, out);
     }
     out.push(b'}');
 }

@@ -13,7 +13,7 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodbstreams::types::{AttributeValue, Identity, Record};
 
-use super::data::{array, blob, format_time, null, opt_str, string};
+use super::data::{array, blob, format_time, null, opt_str, sorted_object, string};
 
 /// Appends the record's JSON to `out`; `table` is the table's name, which
 /// the record itself does not carry.
@@ -62,18 +62,7 @@ fn opt_item(out: &mut Vec<u8>, item: Option<&HashMap<String, AttributeValue>>) {
 /// Attribute names sorted byte-wise, so that one record always gives the
 /// same bytes (a `HashMap` has no order of its own).
 fn item_object(map: &HashMap<String, AttributeValue>, out: &mut Vec<u8>) {
-    let mut entries: Vec<(&String, &AttributeValue)> = map.iter().collect();
-    entries.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
-    out.push(b'{');
-    for (i, (name, value)) in entries.into_iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        string(out, name);
-        out.push(b':');
-        plain_value(value, out);
-    }
-    out.push(b'}');
+    sorted_object(map, out, plain_value);
 }
 
 fn plain_value(value: &AttributeValue, out: &mut Vec<u8>) {
