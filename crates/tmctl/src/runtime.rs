@@ -147,12 +147,7 @@ pub async fn start_broker(dir: &BrokerDir, state: &mut RunState) -> Result<u16> 
                 .unwrap_or_else(|| format!("it exited ({status})"));
             bail!("the broker did not start: {reason}");
         }
-        if client
-            .get(&url)
-            .send()
-            .await
-            .is_ok_and(|r| r.status().is_success())
-        {
+        if answers(&client, &url).await {
             break;
         }
         if Instant::now() > deadline {
@@ -170,8 +165,19 @@ pub async fn start_broker(dir: &BrokerDir, state: &mut RunState) -> Result<u16> 
     Ok(port)
 }
 
-/// What the broker on `port` reports (`GET /-/status`), if it answers.
-pub async fn broker_status(port: u16) -> Option<::broker::BrokerStatus> {
+/// True when `url` answers 2xx.
+async fn answers(client: &reqwest::Client, url: &str) -> bool {
+    client
+        .get(url)
+        .send()
+        .await
+        .is_ok_and(|r| r.status().is_success())
+}
+
+/// What the broker reports (`GET /-/status`), if it runs (`port`) and
+/// answers.
+pub async fn broker_status(port: Option<u16>) -> Option<::broker::BrokerStatus> {
+    let port = port?;
     let resp = http()
         .get(format!("http://127.0.0.1:{port}/-/status"))
         .send()
@@ -339,12 +345,7 @@ pub async fn start_adapter(
         if let Some(reason) = lines.iter().find_map(|l| complaint(l, true)) {
             break reason;
         }
-        if client
-            .get(&url)
-            .send()
-            .await
-            .is_ok_and(|r| r.status().is_success())
-        {
+        if answers(&client, &url).await {
             run.pid = Some(pid);
             run.health_port = Some(health_port);
             state.sources.insert(name.to_owned(), run);

@@ -199,18 +199,19 @@ impl EventBuilder {
             add("streamviewtype", view.as_str());
         }
         extensions.extend(self.overrides.iter().cloned());
+        let created = change.created();
         CloudEvent {
             id: record.event_id().unwrap_or_default().to_owned(),
             source: self.source.clone(),
             subject: self.subject(change),
-            time: change.created().map(data::format_time),
+            time: created.map(data::format_time),
             dataschema: self.dataschema.clone(),
             extensions,
             data: Bytes::from(data),
             origin: Origin {
                 shard: self.shard.clone(),
                 sequence: Arc::from(sequence),
-                created_ms: change.created().and_then(|t| t.to_millis().ok()),
+                created_ms: created.and_then(|t| t.to_millis().ok()),
             },
         }
     }

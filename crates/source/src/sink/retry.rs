@@ -51,6 +51,15 @@ impl RetryPolicy {
             .build()
     }
 
+    /// The pause after a failed attempt: the sink's `Retry-After` (capped),
+    /// else the next backoff step.
+    fn pause(&self, err: &SendError, backoff: &mut impl Iterator<Item = Duration>) -> Duration {
+        match err.retry_after() {
+            Some(after) => after.min(self.max_retry_after),
+            None => backoff.next().unwrap_or(self.max_delay),
+        }
+    }
+
     /// True when the event's record is older than `max_record_age`.
     fn too_old(&self, event: &CloudEvent, now_ms: i64) -> bool {
         match (self.max_record_age, event.origin.created_ms) {
@@ -197,10 +206,7 @@ fn after_failure(
             last_error: Some(err),
         });
     }
-    let pause = match err.retry_after() {
-        Some(after) => after.min(policy.max_retry_after),
-        None => backoff.next().unwrap_or(policy.max_delay),
-    };
+    let pause = policy.pause(&err, backoff);
     if attempt == 1 || attempt.is_multiple_of(10) {
         tracing::warn!(event_id = %event.id, attempt, error = %err, retry_in = ?pause, "delivery failed; retrying");
     } else {
@@ -262,10 +268,7 @@ async fn dispose(
                 return Delivery::DeadLettered(reason);
             }
             Err(err) => {
-                let pause = match err.retry_after() {
-                    Some(after) => after.min(policy.max_retry_after),
-                    None => backoff.next().unwrap_or(policy.max_delay),
-                };
+                let pause = policy.pause(&err, &mut backoff);
                 if tries == 1 || tries.is_multiple_of(10) {
                     tracing::warn!(event_id = %event.id, attempt = tries, error = %err, retry_in = ?pause, "the dead-letter sink failed; retrying");
                 }

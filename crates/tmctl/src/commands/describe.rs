@@ -15,10 +15,7 @@ pub async fn run(home: &Home, broker: Option<&str>) -> Result<()> {
     let state = RunState::load(&dir)?;
     let client = http();
     let broker_port = state.broker_port();
-    let status = match broker_port {
-        Some(port) => broker_status(port).await,
-        None => None,
-    };
+    let status = broker_status(broker_port).await;
 
     let name = &dir.name;
     match (broker_port, &status) {

@@ -61,10 +61,7 @@ pub async fn stop_all(dir: &BrokerDir) -> Result<(usize, bool)> {
         .filter(|pid| process::is_running(*pid, BROKER_PROGRAM))
     {
         Some(pid) => {
-            let status = match state.broker_port() {
-                Some(port) => crate::runtime::broker_status(port).await,
-                None => None,
-            };
+            let status = crate::runtime::broker_status(state.broker_port()).await;
             if let Some(held) = status.map(|s| s.held).filter(|n| *n > 0) {
                 eprintln!(
                     "Broker {} delivers the {held} event(s) it holds before it stops (at most {} s)",
