@@ -49,6 +49,28 @@ pub struct Args {
     )]
     sink_timeout: String,
 
+    /// How long connecting to the sink may take; a connection not established by then is
+    /// abandoned (the request goes on another connection, or is retried).
+    #[arg(
+        long,
+        hide_env_values = true,
+        env = "SINK_CONNECT_TIMEOUT",
+        default_value = "2s",
+        value_name = "DURATION"
+    )]
+    sink_connect_timeout: String,
+
+    /// Requests to the sink at once across all shards, and so the most connections open to
+    /// it. New connections are opened one at a time, as the sink answers.
+    #[arg(
+        long,
+        hide_env_values = true,
+        env = "SINK_MAX_CONNECTIONS",
+        default_value = "64",
+        value_name = "N"
+    )]
+    sink_max_connections: String,
+
     /// Extensions added to every event: {"extensions": {"name": "value"}}.
     #[arg(
         long,
@@ -94,8 +116,9 @@ pub struct Args {
     #[arg(long, hide_env_values = true, env = "STATE_DIR", value_name = "DIR")]
     state_dir: Option<PathBuf>,
 
-    /// Events being delivered at once, per shard (an item's changes are never sent in
-    /// parallel).
+    /// Events of a shard sent and not yet behind its checkpoint: at most this many are in
+    /// flight per shard, and delivery never runs more than this far ahead of the shard's
+    /// oldest undelivered event (an item's changes are never sent in parallel).
     #[arg(
         long,
         hide_env_values = true,
@@ -134,6 +157,18 @@ pub struct Args {
         value_name = "DURATION"
     )]
     shutdown_timeout: String,
+
+    /// How long a delivery problem lasts before /health reports it: the sink failing every
+    /// attempt, a saved position standing still behind delivered events, or an event
+    /// waiting since it was read.
+    #[arg(
+        long,
+        hide_env_values = true,
+        env = "UNHEALTHY_AFTER",
+        default_value = "60s",
+        value_name = "DURATION"
+    )]
+    unhealthy_after: String,
 
     /// Port of /health: 204 when capturing, else 503 with the reason.
     #[arg(
@@ -284,6 +319,8 @@ pub struct Settings {
     pub arn: TableArn,
     pub sink: Option<Url>,
     pub sink_timeout: Duration,
+    pub sink_connect_timeout: Duration,
+    pub sink_max_connections: usize,
     pub overrides: CeOverrides,
     pub namespace: Option<String>,
     pub name: Option<String>,
@@ -293,6 +330,7 @@ pub struct Settings {
     pub poll_interval: Duration,
     pub startup_timeout: Duration,
     pub shutdown_timeout: Duration,
+    pub unhealthy_after: Duration,
     pub health_port: u16,
     pub metrics_port: u16,
     pub log_format: LogFormat,
@@ -353,6 +391,15 @@ fn parse_port(var: &str, s: &str) -> Result<u16, String> {
         .map_err(|_| format!("{var} {s:?} is not a port number"))
 }
 
+/// A whole number from 1 to 10000.
+fn parse_count(var: &str, s: &str) -> Result<usize, String> {
+    s.trim()
+        .parse::<usize>()
+        .ok()
+        .filter(|n| (1..=10_000).contains(n))
+        .ok_or_else(|| format!("{var} {s:?} is not a whole number from 1 to 10000"))
+}
+
 fn non_empty(v: Option<String>) -> Option<String> {
     v.filter(|s| !s.trim().is_empty())
 }
@@ -372,6 +419,16 @@ impl Args {
         let sink_timeout = parse_duration("K_SINK_TIMEOUT", &self.sink_timeout)?;
         if sink_timeout.is_zero() {
             return Err("K_SINK_TIMEOUT must be more than 0".into());
+        }
+        let sink_connect_timeout =
+            parse_duration("SINK_CONNECT_TIMEOUT", &self.sink_connect_timeout)?;
+        if sink_connect_timeout.is_zero() {
+            return Err("SINK_CONNECT_TIMEOUT must be more than 0".into());
+        }
+        let sink_max_connections = parse_count("SINK_MAX_CONNECTIONS", &self.sink_max_connections)?;
+        let unhealthy_after = parse_duration("UNHEALTHY_AFTER", &self.unhealthy_after)?;
+        if unhealthy_after.is_zero() {
+            return Err("UNHEALTHY_AFTER must be more than 0".into());
         }
         let overrides = CeOverrides::parse(self.ce_overrides.as_deref().unwrap_or(""))
             .map_err(|e| e.to_string())?;
@@ -401,18 +458,7 @@ impl Args {
                 }
             },
         };
-        let max_in_flight = self
-            .max_in_flight
-            .trim()
-            .parse::<usize>()
-            .ok()
-            .filter(|n| (1..=10_000).contains(n))
-            .ok_or_else(|| {
-                format!(
-                    "MAX_IN_FLIGHT {:?} is not a whole number from 1 to 10000",
-                    self.max_in_flight
-                )
-            })?;
+        let max_in_flight = parse_count("MAX_IN_FLIGHT", &self.max_in_flight)?;
         let poll_interval = parse_duration("POLL_INTERVAL", &self.poll_interval)?;
         let assume_role_arn = non_empty(self.assume_role_arn);
         if let Some(role) = &assume_role_arn
@@ -486,6 +532,9 @@ impl Args {
             arn,
             sink,
             sink_timeout,
+            sink_connect_timeout,
+            sink_max_connections,
+            unhealthy_after,
             overrides,
             namespace,
             name,

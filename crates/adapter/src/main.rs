@@ -8,6 +8,7 @@
 mod aws;
 mod config;
 mod logging;
+mod process_metrics;
 mod server;
 
 use std::process::ExitCode;
@@ -16,7 +17,7 @@ use std::sync::Arc;
 use awsdynamodb_source::checkpoint::{CheckpointStore, Checkpointer, FileStore, MemoryStore};
 use awsdynamodb_source::health::Health;
 use awsdynamodb_source::metrics::Metrics;
-use awsdynamodb_source::sink::{DeadLetter, HttpSink, Sink, StdoutSink, Url, redact};
+use awsdynamodb_source::sink::{DeadLetter, HttpSink, Sink, SinkLimits, StdoutSink, Url, redact};
 use awsdynamodb_source::stream::aws::AwsStreams;
 use awsdynamodb_source::{Engine, EngineConfig, preflight};
 use awsdynamodbsource_checkpoint_kube::ConfigMapStore;
@@ -108,7 +109,8 @@ async fn run(s: Settings) -> Result<(), String> {
 
     let mut registry = Registry::default();
     let metrics = Arc::new(Metrics::new(&mut registry));
-    let health = Arc::new(Health::default());
+    process_metrics::register(&mut registry);
+    let health = Arc::new(Health::new(s.unhealthy_after));
     server::start(
         s.health_port,
         s.metrics_port,
@@ -141,9 +143,16 @@ async fn run(s: Settings) -> Result<(), String> {
 
     let http_sink = |url: &Url| -> Result<Arc<dyn Sink>, String> {
         Ok(Arc::new(
-            HttpSink::new(url.clone(), s.sink_timeout)
-                .map_err(|e| e.to_string())?
-                .with_mode(s.ce_mode),
+            HttpSink::new(
+                url.clone(),
+                SinkLimits {
+                    response_timeout: s.sink_timeout,
+                    connect_timeout: s.sink_connect_timeout,
+                    max_connections: s.sink_max_connections,
+                },
+            )
+            .map_err(|e| e.to_string())?
+            .with_mode(s.ce_mode),
         ))
     };
     let sink: Arc<dyn Sink> = match &s.sink {

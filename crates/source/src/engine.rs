@@ -78,8 +78,10 @@ pub struct EngineConfig {
     pub active_window: Duration,
     /// How often the shard list is refreshed (new shards are found within it).
     pub discovery_interval: Duration,
-    /// How often changed checkpoints are saved.
+    /// How often changed checkpoints are saved...
     pub checkpoint_interval: Duration,
+    /// ...or sooner, once this many events are done and unsaved.
+    pub checkpoint_after_events: u64,
     /// On shutdown, how long deliveries in flight may take to finish.
     pub shutdown_timeout: Duration,
     pub retry: RetryPolicy,
@@ -105,6 +107,7 @@ impl EngineConfig {
             active_window: Duration::from_secs(5),
             discovery_interval: Duration::from_secs(5),
             checkpoint_interval: Duration::from_secs(1),
+            checkpoint_after_events: 5000,
             shutdown_timeout: Duration::from_secs(20),
             retry: RetryPolicy::default(),
             events: EventOptions::default(),
@@ -240,8 +243,9 @@ impl Engine {
         metrics: Arc<Metrics>,
     ) -> Self {
         let events = EventBuilder::new(&config.table, &config.overrides, config.events.clone());
+        health.watch(metrics.progress.clone());
         let ctx = Arc::new(ReaderContext {
-            api,
+            api: Arc::new(stream::CountedApi::new(api, metrics.clone())),
             sink,
             checkpoints,
             health,
@@ -269,8 +273,9 @@ impl Engine {
         let writer = tokio::spawn({
             let checkpoints = self.ctx.checkpoints.clone();
             let interval = self.config.checkpoint_interval;
+            let after_events = self.config.checkpoint_after_events;
             let stop = writer_stop.clone();
-            async move { checkpoints.run(interval, stop).await }
+            async move { checkpoints.run(interval, after_events, stop).await }
         });
         let prefix = format!("{}/stream/", self.config.table.as_str());
         let mut first_start = !self

@@ -1,16 +1,32 @@
 //! Whether the source is capturing, and if not, why — what `/health` says.
 //!
-//! Capturing means: the stream is known, checkpoints save, and every shard
-//! that may be read now (no unfinished parent) has a reader holding an
-//! iterator. Each stage reports its part here; this module decides nothing
+//! Capturing means: the stream is known, checkpoints save, every shard that
+//! may be read now (no unfinished parent) has a reader holding an iterator,
+//! and delivery keeps up: for no longer than `unhealthy_after` has the sink
+//! failed every attempt, a saved position stood still behind delivered
+//! events, or an event waited since it was read. Each stage reports its
+//! part here (delivery through [`Progress`]); this module decides nothing
 //! else.
 
 use std::collections::BTreeMap;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
-#[derive(Debug, Default)]
+use crate::progress::Progress;
+
+#[derive(Debug)]
 pub struct Health {
     state: Mutex<State>,
+    /// What the readers and deliveries report (the engine's metrics' own).
+    progress: Mutex<Arc<Progress>>,
+    /// How long a delivery problem lasts before it is reported.
+    unhealthy_after: Duration,
+}
+
+impl Default for Health {
+    fn default() -> Self {
+        Health::new(Duration::from_secs(60))
+    }
 }
 
 #[derive(Debug)]
@@ -38,6 +54,21 @@ impl Default for State {
 }
 
 impl Health {
+    /// Reports delivery problems once they last `unhealthy_after`.
+    pub fn new(unhealthy_after: Duration) -> Self {
+        Health {
+            state: Mutex::default(),
+            progress: Mutex::default(),
+            unhealthy_after,
+        }
+    }
+
+    /// Judges delivery from `progress`, the one readers and deliveries
+    /// report to (the engine sets it).
+    pub fn watch(&self, progress: Arc<Progress>) {
+        *self.progress.lock().unwrap_or_else(|e| e.into_inner()) = progress;
+    }
+
     fn state(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -63,6 +94,57 @@ impl Health {
         }
         if let Some((shard, what)) = s.data_loss.iter().next() {
             return Err(format!("shard {shard} lost records: {what}"));
+        }
+        drop(s);
+        self.check_delivery()
+    }
+
+    /// Delivery problems that lasted `unhealthy_after`: the sink failing
+    /// every attempt, a saved position standing still behind delivered
+    /// events, an event waiting since it was read.
+    fn check_delivery(&self) -> Result<(), String> {
+        let limit = self.unhealthy_after.as_millis() as u64;
+        let secs = |ms: u64| format!("{}s", ms / 1000);
+        let progress = self
+            .progress
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        if let Some((failing_ms, error)) = progress.sink_failing()
+            && failing_ms >= limit
+        {
+            return Err(format!(
+                "the sink has failed every attempt for {}: {error}",
+                secs(failing_ms)
+            ));
+        }
+        let shards = progress.shards();
+        if let Some(s) = shards
+            .iter()
+            .find(|s| s.trail_events > 0 && s.trail_ms >= limit)
+        {
+            let waited = s
+                .oldest_waiting_ms
+                .map(|ms| format!("; its oldest waiting event was read {} ago", secs(ms)))
+                .unwrap_or_default();
+            return Err(format!(
+                "shard {}: the saved position has not moved for {} while {} events after it were done{waited}",
+                s.shard,
+                secs(s.trail_ms),
+                s.trail_events
+            ));
+        }
+        if let Some(s) = shards
+            .iter()
+            .find(|s| s.oldest_waiting_ms.is_some_and(|ms| ms >= limit))
+        {
+            return Err(format!(
+                "delivery is falling behind: shard {}'s oldest waiting event was read {} ago and is not delivered yet; {} events wait (delivery lag {})",
+                s.shard,
+                secs(s.oldest_waiting_ms.unwrap_or_default()),
+                s.waiting,
+                secs(s.lag_ms)
+            ));
         }
         Ok(())
     }
@@ -136,5 +218,50 @@ mod tests {
         h.set_checkpoint_problem(None);
         h.set_stream_problem(Some("stream vanished".into()));
         assert_eq!(h.check(), Err("stream vanished".into()));
+    }
+
+    /// The sink failing every attempt, a saved position standing still
+    /// behind done events, and an event waiting since it was read are each
+    /// reported with the reason, once they last `unhealthy_after`.
+    #[test]
+    fn delivery_problems_are_reported_once_they_last() {
+        let capturing = |h: &Health| {
+            h.set_stream_problem(None);
+            h.set_started();
+        };
+        let patient = Health::new(Duration::from_secs(60));
+        let at_once = Health::new(Duration::ZERO);
+        let progress = Arc::new(Progress::default());
+        for h in [&patient, &at_once] {
+            capturing(h);
+            h.watch(progress.clone());
+        }
+        assert_eq!(at_once.check(), Ok(()));
+
+        progress.sink_failed(&"cannot connect to the sink: Connection refused");
+        let why = at_once.check().unwrap_err();
+        assert!(
+            why.starts_with("the sink has failed every attempt for 0s: cannot connect"),
+            "{why}"
+        );
+        assert_eq!(patient.check(), Ok(()), "not for long yet");
+        progress.sink_succeeded();
+
+        let shard = progress.add_shard("s", "shard-a");
+        shard.set_waiting(2, Some((None, progress.now())), 0);
+        let why = at_once.check().unwrap_err();
+        assert!(
+            why.starts_with("delivery is falling behind: shard shard-a's oldest waiting event"),
+            "{why}"
+        );
+        assert!(why.contains("2 events wait"), "{why}");
+
+        shard.set_waiting(1, Some((None, progress.now())), 5);
+        let why = at_once.check().unwrap_err();
+        assert!(why.starts_with("shard shard-a: the saved position has not moved for 0s while 5 events after it were done"), "{why}");
+        assert_eq!(patient.check(), Ok(()));
+
+        shard.set_waiting(0, None, 0);
+        assert_eq!(at_once.check(), Ok(()));
     }
 }

@@ -13,7 +13,8 @@
 //!           → checkpoint (ordered finalizer, atomic store)
 //! ```
 //!
-//! [`engine`] runs it all; [`health`] and [`metrics`] report on it. The engine
+//! [`engine`] runs it all; [`health`] and [`metrics`] report on it, reading
+//! delivery figures from [`progress`]. The engine
 //! knows nothing of Kubernetes or the CLI: the adapter binary feeds it from
 //! its environment.
 
@@ -24,6 +25,7 @@ pub mod event;
 pub mod filter;
 pub mod health;
 pub mod metrics;
+pub mod progress;
 pub mod record;
 pub mod shard;
 pub mod sink;

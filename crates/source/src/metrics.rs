@@ -1,12 +1,51 @@
 //! The Prometheus metrics of the engine. Names are documented in the README;
-//! the adapter serves them on `/metrics`.
+//! the adapter serves them on `/metrics`. Every family exists from start-up,
+//! each known label value at zero, so that alerts never see "no data".
+//! Delivery progress (lag, waiting events, the saved position's trail) is
+//! read from [`Progress`] at scrape time.
 
-use prometheus_client::encoding::EncodeLabelSet;
+use std::sync::Arc;
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::registry::Registry;
-use std::sync::atomic::AtomicU64;
+
+use crate::progress::Progress;
+
+/// The classes of failed delivery attempts (`SendError::class`).
+pub const DELIVERY_FAILURE_CLASSES: [&str; 5] = ["4xx", "5xx", "timeout", "connection", "other"];
+/// Why events are dropped (`GiveUpReason::as_str`, and malformed records).
+pub const DROP_REASONS: [&str; 4] = [
+    "rejected",
+    "attempts-exhausted",
+    "record-too-old",
+    "malformed",
+];
+/// The DynamoDB Streams actions, and the classes of their errors
+/// (`ApiError::class`).
+pub const AWS_OPERATIONS: [&str; 4] = [
+    "ListStreams",
+    "DescribeStream",
+    "GetShardIterator",
+    "GetRecords",
+];
+pub const AWS_ERROR_CLASSES: [&str; 8] = [
+    "expired_iterator",
+    "trimmed_data",
+    "not_found",
+    "throttled",
+    "access_denied",
+    "credentials",
+    "rejected",
+    "transient",
+];
+/// Per-shard series are exported only up to this many shards: big streams
+/// have thousands, and the worst and total gauges say what matters.
+pub const PER_SHARD_SERIES_MAX: usize = 32;
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ClassLabel {
@@ -24,6 +63,12 @@ pub struct ShardLabel {
     pub shard: String,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AwsErrorLabels {
+    pub operation: String,
+    pub class: String,
+}
+
 #[derive(Debug, Default)]
 pub struct Metrics {
     pub records_read: Counter,
@@ -35,10 +80,13 @@ pub struct Metrics {
     pub events_filtered: Counter,
     pub get_records_calls: Counter,
     pub shards_owned: Gauge,
-    pub shard_lag_seconds: Family<ShardLabel, Gauge<f64, AtomicU64>>,
     pub trimmed_data: Counter,
     pub checkpoint_writes: Counter,
     pub checkpoint_errors: Counter,
+    pub aws_errors: Family<AwsErrorLabels, Counter>,
+    /// What readers and deliveries report; read by the collector and by
+    /// `/health`.
+    pub progress: Arc<Progress>,
 }
 
 impl Metrics {
@@ -46,6 +94,25 @@ impl Metrics {
     /// `awsdynamodbsource_`.
     pub fn new(registry: &mut Registry) -> Self {
         let m = Metrics::default();
+        // Created at zero (the guard each returns is only a read lock).
+        for class in DELIVERY_FAILURE_CLASSES {
+            drop(m.delivery_failures.get_or_create(&ClassLabel {
+                class: class.into(),
+            }));
+        }
+        for reason in DROP_REASONS {
+            drop(m.events_dropped.get_or_create(&ReasonLabel {
+                reason: reason.into(),
+            }));
+        }
+        for operation in AWS_OPERATIONS {
+            for class in AWS_ERROR_CLASSES {
+                drop(m.aws_errors.get_or_create(&AwsErrorLabels {
+                    operation: operation.into(),
+                    class: class.into(),
+                }));
+            }
+        }
         let r = registry.sub_registry_with_prefix("awsdynamodbsource");
         r.register(
             "records_read",
@@ -93,11 +160,6 @@ impl Metrics {
             m.shards_owned.clone(),
         );
         r.register(
-            "shard_lag_seconds",
-            "Age of the newest record read from the shard; 0 once caught up",
-            m.shard_lag_seconds.clone(),
-        );
-        r.register(
             "trimmed_data",
             "Times records were trimmed from the stream before they could be read (data lost)",
             m.trimmed_data.clone(),
@@ -112,6 +174,102 @@ impl Metrics {
             "Failed checkpoint saves",
             m.checkpoint_errors.clone(),
         );
+        r.register(
+            "aws_errors",
+            "Failed DynamoDB Streams calls, by operation and error class",
+            m.aws_errors.clone(),
+        );
+        r.register_collector(Box::new(ProgressCollector(m.progress.clone())));
         m
+    }
+
+    /// Counts a failed DynamoDB Streams call.
+    pub fn aws_error(&self, operation: &str, class: &str) {
+        self.aws_errors
+            .get_or_create(&AwsErrorLabels {
+                operation: operation.into(),
+                class: class.into(),
+            })
+            .inc();
+    }
+}
+
+/// The delivery figures of [`Progress`], computed at each scrape.
+#[derive(Debug)]
+struct ProgressCollector(Arc<Progress>);
+
+impl Collector for ProgressCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let shards = self.0.shards();
+        let secs = |ms: u64| ms as f64 / 1000.0;
+        let max = |f: &dyn Fn(&crate::progress::ShardFigures) -> u64| {
+            shards.iter().map(f).max().unwrap_or(0)
+        };
+        let sum = |f: &dyn Fn(&crate::progress::ShardFigures) -> u64| -> u64 {
+            shards.iter().map(f).sum()
+        };
+        let gauges: [(&str, &str, f64); 7] = [
+            (
+                "delivery_lag_seconds",
+                "Age of the oldest change not delivered yet, worst shard (0 when caught up)",
+                secs(max(&|s| s.lag_ms)),
+            ),
+            (
+                "event_wait_seconds",
+                "How long the oldest event not delivered yet has waited since it was read, worst shard",
+                secs(max(&|s| s.oldest_waiting_ms.unwrap_or(0))),
+            ),
+            (
+                "events_waiting",
+                "Events read and not done yet (queued or being delivered), all shards",
+                sum(&|s| s.waiting) as f64,
+            ),
+            (
+                "events_waiting_worst_shard",
+                "Events read and not done yet, worst shard",
+                max(&|s| s.waiting) as f64,
+            ),
+            (
+                "checkpoint_trail_events",
+                "Events done but not yet covered by a saved checkpoint (sent again after a crash), all shards",
+                sum(&|s| s.trail_events) as f64,
+            ),
+            (
+                "checkpoint_trail_events_worst_shard",
+                "Events done but not yet covered by a saved checkpoint, worst shard",
+                max(&|s| s.trail_events) as f64,
+            ),
+            (
+                "checkpoint_trail_seconds",
+                "How long a saved checkpoint has stood still behind done events, worst shard",
+                secs(max(&|s| s.trail_ms)),
+            ),
+        ];
+        for (name, help, value) in gauges {
+            let gauge = ConstGauge::new(value);
+            gauge.encode(encoder.encode_descriptor(name, help, None, MetricType::Gauge)?)?;
+        }
+        let failing = self.0.sink_failing().map_or(0, |(ms, _)| ms);
+        ConstGauge::new(secs(failing)).encode(encoder.encode_descriptor(
+            "sink_failing_seconds",
+            "How long every attempt at the sink has failed (0 after a success)",
+            None,
+            MetricType::Gauge,
+        )?)?;
+        let mut per_shard = encoder.encode_descriptor(
+            "shard_lag_seconds",
+            "Age of the oldest change of the shard not delivered yet (only while at most 32 shards are read)",
+            None,
+            MetricType::Gauge,
+        )?;
+        if shards.len() <= PER_SHARD_SERIES_MAX {
+            for s in &shards {
+                let label = ShardLabel {
+                    shard: s.shard.to_string(),
+                };
+                ConstGauge::new(secs(s.lag_ms)).encode(per_shard.encode_family(&label)?)?;
+            }
+        }
+        Ok(())
     }
 }

@@ -1,6 +1,8 @@
 //! The ordered finalizer: events of a shard are handed out in sequence order
 //! and acknowledged in any order; the checkpoint may only move over the
-//! contiguous prefix of done events (Vector's `OrderedFinalizer` idea).
+//! contiguous prefix of done events (Vector's `OrderedFinalizer` idea). Each
+//! event may carry a note (`T`), so that the oldest event not yet done can be
+//! described (when it was read, how old its record is).
 
 use std::collections::VecDeque;
 
@@ -11,19 +13,29 @@ use crate::record::SequenceNumber;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Ticket(u64);
 
-/// Sequence numbers in hand-out order, each done or not.
-#[derive(Debug, Default)]
-pub struct OrderedFinalizer {
-    /// Ticket number of `pending[0]`.
+/// Sequence numbers in hand-out order, each done or not, with its note.
+#[derive(Debug)]
+pub struct OrderedFinalizer<T = ()> {
+    /// Ticket number of `pending[0]`; also how many events the checkpoint
+    /// has moved over so far.
     front: u64,
-    pending: VecDeque<(SequenceNumber, bool)>,
+    pending: VecDeque<(SequenceNumber, bool, T)>,
 }
 
-impl OrderedFinalizer {
+impl<T> Default for OrderedFinalizer<T> {
+    fn default() -> Self {
+        OrderedFinalizer {
+            front: 0,
+            pending: VecDeque::new(),
+        }
+    }
+}
+
+impl<T> OrderedFinalizer<T> {
     /// Registers the next event of the shard; sequence numbers must come in
     /// stream order.
-    pub fn push(&mut self, sequence: SequenceNumber) -> Ticket {
-        self.pending.push_back((sequence, false));
+    pub fn push(&mut self, sequence: SequenceNumber, note: T) -> Ticket {
+        self.pending.push_back((sequence, false, note));
         Ticket(self.front + self.pending.len() as u64 - 1)
     }
 
@@ -40,11 +52,22 @@ impl OrderedFinalizer {
     /// may now cover, if it moved.
     pub fn advance(&mut self) -> Option<SequenceNumber> {
         let mut last = None;
-        while self.pending.front().is_some_and(|(_, done)| *done) {
-            last = self.pending.pop_front().map(|(seq, _)| seq);
+        while self.pending.front().is_some_and(|(_, done, _)| *done) {
+            last = self.pending.pop_front().map(|(seq, ..)| seq);
             self.front += 1;
         }
         last
+    }
+
+    /// The note of the oldest event not yet behind the checkpoint: after
+    /// [`advance`](Self::advance), the oldest event not done.
+    pub fn oldest(&self) -> Option<&T> {
+        self.pending.front().map(|(_, _, note)| note)
+    }
+
+    /// Events the checkpoint has moved over since this finalizer began.
+    pub fn covered(&self) -> u64 {
+        self.front
     }
 
     /// Events handed out and not yet behind the checkpoint.
@@ -68,7 +91,7 @@ mod tests {
     #[test]
     fn moves_only_over_the_done_prefix() {
         let mut f = OrderedFinalizer::default();
-        let t: Vec<Ticket> = (1..=5).map(|n| f.push(seq(n))).collect();
+        let t: Vec<Ticket> = (1..=5).map(|n| f.push(seq(n), ())).collect();
         f.done(t[1]);
         f.done(t[2]);
         assert_eq!(f.advance(), None, "1 is not done, so nothing is");
@@ -103,7 +126,7 @@ mod tests {
         }
         for order in permutations((0..6).collect()) {
             let mut f = OrderedFinalizer::default();
-            let tickets: Vec<Ticket> = (0..6).map(|n| f.push(seq(n + 1))).collect();
+            let tickets: Vec<Ticket> = (0..6).map(|n| f.push(seq(n + 1), ())).collect();
             let mut acked = [false; 6];
             let mut checkpoint = 0;
             for &i in &order {

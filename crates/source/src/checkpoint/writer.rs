@@ -1,19 +1,25 @@
 //! The one writer of a source's checkpoints.
 //!
 //! Readers update positions in memory as their finalizers advance; a
-//! background loop saves the map when it changed, at most once an interval,
-//! so a busy shard costs one write a second, not one per event. Moments that
-//! must be durable before the engine goes on (a shard finished, shutdown)
-//! call [`Checkpointer::flush`].
+//! background loop saves the map when it changed: once an interval, or
+//! sooner when many events are unsaved, so a busy shard costs a few writes
+//! a second, not one per event, and a crash re-sends at most about an
+//! interval's worth (or that many events). Moments that must be durable
+//! before the engine goes on (a shard finished, shutdown) call
+//! [`Checkpointer::flush`].
 
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use super::{CheckpointError, CheckpointStore, Checkpoints, ShardPosition};
 use crate::health::Health;
 use crate::metrics::Metrics;
+use crate::progress::ShardProgress;
+use crate::record::SequenceNumber;
 
 #[derive(Clone)]
 pub struct Checkpointer {
@@ -22,12 +28,35 @@ pub struct Checkpointer {
 
 struct Inner {
     store: Arc<dyn CheckpointStore>,
-    /// The positions and a version bumped on every change.
-    state: Mutex<(Checkpoints, u64)>,
+    state: Mutex<State>,
     /// The version last saved; holding it serializes saves.
     saved: tokio::sync::Mutex<u64>,
+    /// Unsaved events past which the writer saves at once (0: only on its
+    /// interval).
+    save_after_events: AtomicU64,
+    /// Wakes the writer when that many are unsaved.
+    many_unsaved: Notify,
     metrics: Arc<Metrics>,
     health: Arc<Health>,
+}
+
+#[derive(Default)]
+struct State {
+    checkpoints: Checkpoints,
+    /// Bumped on every change.
+    version: u64,
+    /// Events the positions in memory cover beyond what is saved.
+    unsaved_events: u64,
+    /// Shards whose covered count moved since the last snapshot.
+    moved: Vec<Arc<ShardProgress>>,
+}
+
+/// What a save stores: the positions, and how far each moved shard was.
+struct Snapshot {
+    checkpoints: Checkpoints,
+    version: u64,
+    unsaved_events: u64,
+    covered: Vec<(Arc<ShardProgress>, u64)>,
 }
 
 impl Checkpointer {
@@ -41,8 +70,13 @@ impl Checkpointer {
         Ok(Checkpointer {
             inner: Arc::new(Inner {
                 store,
-                state: Mutex::new((loaded, 0)),
+                state: Mutex::new(State {
+                    checkpoints: loaded,
+                    ..State::default()
+                }),
                 saved: tokio::sync::Mutex::new(0),
+                save_after_events: AtomicU64::new(0),
+                many_unsaved: Notify::new(),
                 metrics,
                 health,
             }),
@@ -53,7 +87,7 @@ impl Checkpointer {
         self.inner.store.location()
     }
 
-    fn state(&self) -> MutexGuard<'_, (Checkpoints, u64)> {
+    fn state(&self) -> MutexGuard<'_, State> {
         // A panic elsewhere cannot leave the map half-updated: every update
         // is a single insert or remove.
         self.inner.state.lock().unwrap_or_else(|e| e.into_inner())
@@ -61,49 +95,94 @@ impl Checkpointer {
 
     /// A copy of the current positions.
     pub fn snapshot(&self) -> Checkpoints {
-        self.state().0.clone()
+        self.state().checkpoints.clone()
     }
 
     pub fn position(&self, stream: &str, shard: &str) -> Option<ShardPosition> {
-        self.state().0.shard(stream, shard).cloned()
+        self.state().checkpoints.shard(stream, shard).cloned()
     }
 
     /// Changes the positions in memory; saved by the next flush.
     pub fn update<T>(&self, change: impl FnOnce(&mut Checkpoints) -> T) -> T {
         let mut state = self.state();
-        let out = change(&mut state.0);
-        state.1 += 1;
+        let out = change(&mut state.checkpoints);
+        state.version += 1;
         out
     }
 
     pub fn set(&self, stream: &str, shard: &str, position: ShardPosition) {
-        self.update(|cps| {
-            cps.streams
-                .entry(stream.to_owned())
-                .or_default()
-                .shards
-                .insert(shard.to_owned(), position)
-        });
+        self.update(|cps| set_position(cps, stream, shard, position));
+    }
+
+    /// A reader's finalizer moved over `events` more events, up to and
+    /// including `sequence`: the shard's position in memory, saved by the
+    /// next flush (at once when many events are unsaved).
+    pub fn advance(&self, shard: &Arc<ShardProgress>, sequence: SequenceNumber, events: u64) {
+        let mut state = self.state();
+        set_position(
+            &mut state.checkpoints,
+            &shard.stream,
+            &shard.shard,
+            ShardPosition::After(sequence),
+        );
+        state.version += 1;
+        shard.add_covered(events);
+        if !shard.moved.swap(true, Relaxed) {
+            state.moved.push(shard.clone());
+        }
+        let before = state.unsaved_events;
+        state.unsaved_events += events;
+        let limit = self.inner.save_after_events.load(Relaxed);
+        drop(state);
+        if limit > 0 && before < limit && before + events >= limit {
+            self.inner.many_unsaved.notify_one();
+        }
     }
 
     /// Saves the current positions if they changed since the last save.
     pub async fn flush(&self) -> Result<(), CheckpointError> {
         let mut saved = self.inner.saved.lock().await;
-        let (snapshot, version) = {
-            let state = self.state();
-            if state.1 == *saved {
+        let snapshot = {
+            let mut state = self.state();
+            if state.version == *saved {
                 return Ok(());
             }
-            (state.0.clone(), state.1)
+            let moved = std::mem::take(&mut state.moved);
+            Snapshot {
+                checkpoints: state.checkpoints.clone(),
+                version: state.version,
+                unsaved_events: state.unsaved_events,
+                covered: moved
+                    .into_iter()
+                    .map(|shard| {
+                        shard.moved.store(false, Relaxed);
+                        let covered = shard.covered();
+                        (shard, covered)
+                    })
+                    .collect(),
+            }
         };
-        match self.inner.store.save(&snapshot).await {
+        match self.inner.store.save(&snapshot.checkpoints).await {
             Ok(()) => {
-                *saved = version;
+                *saved = snapshot.version;
+                self.state().unsaved_events -= snapshot.unsaved_events;
+                let now = self.inner.metrics.progress.now();
+                for (shard, covered) in &snapshot.covered {
+                    shard.set_saved(*covered, now);
+                }
                 self.inner.metrics.checkpoint_writes.inc();
                 self.inner.health.set_checkpoint_problem(None);
                 Ok(())
             }
             Err(e) => {
+                // The moved shards stay to be saved by the next flush.
+                let mut state = self.state();
+                for (shard, _) in snapshot.covered {
+                    if !shard.moved.swap(true, Relaxed) {
+                        state.moved.push(shard);
+                    }
+                }
+                drop(state);
                 self.inner.metrics.checkpoint_errors.inc();
                 self.inner
                     .health
@@ -130,19 +209,37 @@ impl Checkpointer {
         }
     }
 
-    /// Saves changes every `interval` until `cancel` fires.
-    pub async fn run(&self, interval: Duration, cancel: CancellationToken) {
+    /// Saves changes every `interval`, and at once when `save_after_events`
+    /// (if not 0) are unsaved, until `cancel` fires.
+    pub async fn run(&self, interval: Duration, save_after_events: u64, cancel: CancellationToken) {
+        self.inner
+            .save_after_events
+            .store(save_after_events, Relaxed);
         let mut tick = tokio::time::interval(interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 _ = cancel.cancelled() => return,
-                _ = tick.tick() => {
-                    if let Err(e) = self.flush().await {
-                        tracing::error!(error = %e, "cannot save checkpoints; will retry");
-                    }
-                }
+                _ = tick.tick() => {}
+                _ = self.inner.many_unsaved.notified() => {}
             }
+            if let Err(e) = self.flush().await {
+                tracing::error!(error = %e, "cannot save checkpoints; will retry");
+            }
+        }
+    }
+}
+
+/// Sets one shard's position, allocating only for a new stream or shard.
+fn set_position(cps: &mut Checkpoints, stream: &str, shard: &str, position: ShardPosition) {
+    let shards = match cps.streams.get_mut(stream) {
+        Some(s) => &mut s.shards,
+        None => &mut cps.streams.entry(stream.to_owned()).or_default().shards,
+    };
+    match shards.get_mut(shard) {
+        Some(p) => *p = position,
+        None => {
+            shards.insert(shard.to_owned(), position);
         }
     }
 }

@@ -19,12 +19,13 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::AbortOnDropHandle;
 pub use window::{Completed, DeliveryWindow, Pending};
 
-use crate::checkpoint::{Checkpointer, OrderedFinalizer, ShardPosition};
+use crate::checkpoint::{Checkpointer, ShardPosition};
 use crate::event::CloudEvent;
 use crate::event::{EventBuilder, aws};
 use crate::filter::RecordFilter;
 use crate::health::Health;
-use crate::metrics::{Metrics, ReasonLabel, ShardLabel};
+use crate::metrics::{Metrics, ReasonLabel};
+use crate::progress::ShardProgress;
 use crate::record::{ChangeRecord, ItemKey, Record, RecordError, SequenceNumber};
 use crate::sink::{DeadLetter, Delivery, RetryPolicy, Sink, deliver};
 use crate::stream::{IteratorPosition, StreamsApi};
@@ -79,6 +80,13 @@ pub struct ShardReader {
     start: ShardStart,
     events: EventBuilder,
 }
+
+/// The checkpoint's view of the shard's events: each with its record time
+/// (Unix ms) and when it was read (ms on [`Progress`]'s clock), so that the
+/// oldest one not done can be reported.
+///
+/// [`Progress`]: crate::progress::Progress
+type OrderedFinalizer = crate::checkpoint::OrderedFinalizer<(Option<i64>, u64)>;
 
 /// A page being fetched and turned into events, in a task of its own:
 /// parsing and encoding a thousand records takes milliseconds, and
@@ -147,20 +155,24 @@ impl ShardReader {
     /// flight finish, until `give_up` fires.
     pub async fn run(self, stop: CancellationToken, give_up: CancellationToken) -> ShardEnd {
         let ctx = self.ctx.clone();
-        let label = ShardLabel {
-            shard: self.shard.to_string(),
-        };
         ctx.health.shard_started(&self.shard);
         ctx.metrics.shards_owned.inc();
+        let progress = ctx.metrics.progress.add_shard(&self.stream, &self.shard);
         tracing::info!(shard = %self.shard, start = ?self.start, "reading shard");
-        let end = self.read(stop, give_up).await;
+        let shard = self.shard.clone();
+        let end = self.read(&progress, stop, give_up).await;
+        ctx.metrics.progress.remove(&progress);
         ctx.metrics.shards_owned.dec();
-        ctx.metrics.shard_lag_seconds.remove(&label);
-        ctx.health.shard_stopped(&label.shard);
+        ctx.health.shard_stopped(&shard);
         end
     }
 
-    async fn read(self, stop: CancellationToken, give_up: CancellationToken) -> ShardEnd {
+    async fn read(
+        self,
+        progress: &Arc<ShardProgress>,
+        stop: CancellationToken,
+        give_up: CancellationToken,
+    ) -> ShardEnd {
         let ctx = self.ctx.clone();
         let mut finalizer = OrderedFinalizer::default();
         let mut window = {
@@ -232,7 +244,7 @@ impl ShardReader {
                         | Delivery::Dropped(..) => finalizer.done(done.ticket),
                         Delivery::Abandoned => {}
                     }
-                    self.checkpoint(&mut finalizer);
+                    self.checkpoint(progress, &mut finalizer, &window);
                 }
                 joined = async { fetching.as_mut().expect("guarded").await }, if fetching.is_some() => {
                     fetching = None;
@@ -257,10 +269,10 @@ impl ShardReader {
                                 Some(at) if now - at < ctx.active_window => ctx.active_poll_interval,
                                 _ => ctx.poll_interval,
                             };
-                            if let Some(seq) = self.accept(records, &mut finalizer, &mut window) {
+                            if let Some(seq) = self.accept(progress, records, &mut finalizer, &mut window) {
                                 c.resume = IteratorPosition::AfterSequence(seq);
                             }
-                            self.checkpoint(&mut finalizer);
+                            self.checkpoint(progress, &mut finalizer, &window);
                             if last {
                                 end = Some(ShardEnd::Finished);
                             }
@@ -283,18 +295,33 @@ impl ShardReader {
         }
     }
 
-    fn checkpoint(&self, finalizer: &mut OrderedFinalizer) {
+    /// Moves the checkpoint over the done prefix, and reports what waits.
+    fn checkpoint<S>(
+        &self,
+        progress: &Arc<ShardProgress>,
+        finalizer: &mut OrderedFinalizer,
+        window: &DeliveryWindow<S>,
+    ) where
+        S: FnMut(Pending) -> Pin<Box<dyn Future<Output = Completed> + Send>>,
+    {
+        let covered_before = finalizer.covered();
         if let Some(seq) = finalizer.advance() {
-            self.ctx
-                .checkpoints
-                .set(&self.stream, &self.shard, ShardPosition::After(seq));
+            let events = finalizer.covered() - covered_before;
+            self.ctx.checkpoints.advance(progress, seq, events);
         }
+        let waiting = window.outstanding();
+        progress.set_waiting(
+            waiting,
+            finalizer.oldest().copied(),
+            finalizer.len().saturating_sub(waiting),
+        );
     }
 
     /// Hands a page's records to delivery in order; returns the last
     /// sequence number read.
     fn accept<S>(
         &self,
+        progress: &ShardProgress,
         records: Vec<Result<Prepared, RecordError>>,
         finalizer: &mut OrderedFinalizer,
         window: &mut DeliveryWindow<S>,
@@ -303,15 +330,13 @@ impl ShardReader {
         S: FnMut(Pending) -> Pin<Box<dyn Future<Output = Completed> + Send>>,
     {
         let metrics = &self.ctx.metrics;
-        let label = ShardLabel {
-            shard: self.shard.to_string(),
-        };
         if records.is_empty() {
-            metrics.shard_lag_seconds.get_or_create(&label).set(0.0);
+            progress.set_behind(None);
             self.ctx.health.caught_up(&self.shard);
             return None;
         }
         metrics.records_read.inc_by(records.len() as u64);
+        let read_at = metrics.progress.now();
         let mut last = None;
         let mut newest_ms = None;
         for record in records {
@@ -332,7 +357,7 @@ impl ShardReader {
             if prepared.filtered {
                 metrics.events_filtered.inc();
             }
-            let ticket = finalizer.push(prepared.sequence.clone());
+            let ticket = finalizer.push(prepared.sequence.clone(), (prepared.created_ms, read_at));
             last = Some(prepared.sequence);
             match prepared.event {
                 Some(event) => window.push(Pending {
@@ -343,11 +368,7 @@ impl ShardReader {
                 None => finalizer.done(ticket),
             }
         }
-        if let Some(ms) = newest_ms {
-            let now_ms = time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000;
-            let lag = (now_ms as i64 - ms).max(0) as f64 / 1000.0;
-            metrics.shard_lag_seconds.get_or_create(&label).set(lag);
-        }
+        progress.set_behind(newest_ms);
         last
     }
 }

@@ -1,10 +1,18 @@
 //! The in-flight window of one shard: up to `max_in_flight` deliveries at
 //! once, but never two of the same item, so each item's changes reach the
 //! sink in stream order while different items overtake each other.
+//!
+//! The window also bounds how far delivery runs ahead of the shard's oldest
+//! event not yet done: an event starts only while it is fewer than
+//! `max_in_flight` events after that one. Events done out of order wait for
+//! the checkpoint behind the oldest, and after a crash they are sent again;
+//! this bound keeps them, per shard, under `max_in_flight` whatever the sink
+//! does (a request that hangs stops the shard's delivery after that many).
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
+use std::task::{Context, Poll};
 
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
@@ -32,9 +40,24 @@ pub struct Completed {
 
 type InFlight = Pin<Box<dyn Future<Output = Completed> + Send>>;
 
+/// A delivery with its place among the window's events.
+struct Placed {
+    place: u64,
+    delivery: InFlight,
+}
+
+impl Future for Placed {
+    type Output = (u64, Completed);
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let place = self.place;
+        self.delivery.as_mut().poll(cx).map(|done| (place, done))
+    }
+}
+
 #[derive(Default)]
 struct ItemQueue {
-    waiting: VecDeque<Pending>,
+    waiting: VecDeque<(u64, Pending)>,
     /// An event of this item is in flight.
     running: bool,
 }
@@ -48,7 +71,12 @@ pub struct DeliveryWindow<S> {
     /// the oldest event that may go goes first (with one in flight, the sink
     /// sees exactly the stream's order).
     runnable: BTreeMap<Ticket, ItemKey>,
-    in_flight: FuturesUnordered<InFlight>,
+    in_flight: FuturesUnordered<Placed>,
+    /// Whether each event from `first_place` on has completed; the front is
+    /// the oldest event not completed (completed ones are popped).
+    completed: VecDeque<bool>,
+    /// The place of `completed[0]`; places number the pushed events.
+    first_place: u64,
     outstanding: usize,
 }
 
@@ -63,6 +91,8 @@ where
             items: HashMap::new(),
             runnable: BTreeMap::new(),
             in_flight: FuturesUnordered::new(),
+            completed: VecDeque::new(),
+            first_place: 0,
             outstanding: 0,
         }
     }
@@ -70,40 +100,64 @@ where
     /// Queues an event; it starts as soon as the window and its item allow.
     pub fn push(&mut self, pending: Pending) {
         let (item, ticket) = (pending.item, pending.ticket);
+        let place = self.first_place + self.completed.len() as u64;
+        self.completed.push_back(false);
+        self.outstanding += 1;
         let queue = self.items.entry(item).or_default();
-        queue.waiting.push_back(pending);
+        queue.waiting.push_back((place, pending));
         if !queue.running && queue.waiting.len() == 1 {
             self.runnable.insert(ticket, item);
         }
-        self.outstanding += 1;
         self.fill();
     }
 
     fn fill(&mut self) {
+        // Places increase with tickets, so once the oldest runnable event is
+        // too far ahead, every other one is too.
+        let horizon = self.first_place + self.max_in_flight as u64;
         while self.in_flight.len() < self.max_in_flight {
-            let Some((_, item)) = self.runnable.pop_first() else {
+            let Some((_, &item)) = self.runnable.first_key_value() else {
                 return;
             };
             let Some(queue) = self.items.get_mut(&item) else {
+                self.runnable.pop_first();
                 continue;
             };
-            let Some(next) = queue.waiting.pop_front() else {
+            if queue
+                .waiting
+                .front()
+                .is_some_and(|(place, _)| *place >= horizon)
+            {
+                return;
+            }
+            self.runnable.pop_first();
+            let Some((place, next)) = queue.waiting.pop_front() else {
                 continue;
             };
             queue.running = true;
-            self.in_flight.push((self.start)(next));
+            self.in_flight.push(Placed {
+                place,
+                delivery: (self.start)(next),
+            });
         }
     }
 
     /// The next delivery to end. Call only while [`in_flight`](Self::in_flight)
     /// is non-zero (otherwise it returns `None` at once). Cancel-safe.
     pub async fn next_completed(&mut self) -> Option<Completed> {
-        let done = self.in_flight.next().await?;
+        let (place, done) = self.in_flight.next().await?;
         self.outstanding -= 1;
+        if let Some(flag) = self.completed.get_mut((place - self.first_place) as usize) {
+            *flag = true;
+        }
+        while self.completed.front() == Some(&true) {
+            self.completed.pop_front();
+            self.first_place += 1;
+        }
         if let Some(queue) = self.items.get_mut(&done.item) {
             queue.running = false;
             match queue.waiting.front() {
-                Some(next) => {
+                Some((_, next)) => {
                     self.runnable.insert(next.ticket, done.item);
                 }
                 None => {
@@ -167,7 +221,7 @@ mod tests {
             .map(|n| format!("{}-{n}", item_of(n)))
             .collect();
         for (n, id) in pushed.iter().enumerate() {
-            let ticket = finalizer.push(SequenceNumber::parse(&(n + 1).to_string()).unwrap());
+            let ticket = finalizer.push(SequenceNumber::parse(&(n + 1).to_string()).unwrap(), ());
             window.push(Pending {
                 ticket,
                 item: key(item_of(n)),
@@ -217,7 +271,7 @@ mod tests {
         let mut completed = 0;
         for n in 0..300u32 {
             let item = rand::random_range(0..items.len());
-            let ticket = finalizer.push(SequenceNumber::parse(&(n + 1).to_string()).unwrap());
+            let ticket = finalizer.push(SequenceNumber::parse(&(n + 1).to_string()).unwrap(), ());
             window.push(Pending {
                 ticket,
                 item: items[item],
@@ -266,5 +320,64 @@ mod tests {
         }
         assert!(max_seen <= max);
         assert!(max_seen > 1, "different items overtake each other");
+    }
+
+    /// A delivery that does not end holds the window's left edge: events
+    /// run at most `max_in_flight` places ahead of it, so no more than that
+    /// many are done out of order (and re-sent after a crash) behind it.
+    /// When it ends, the rest go.
+    #[tokio::test]
+    async fn a_hung_delivery_stops_the_shard_after_max_in_flight_events() {
+        let max = 4;
+        let started: Arc<Mutex<Vec<String>>> = Arc::default();
+        let release = Arc::new(tokio::sync::Notify::new());
+        let (started_in, release_in) = (started.clone(), release.clone());
+        let mut window = DeliveryWindow::new(max, move |p: Pending| {
+            started_in.lock().unwrap().push(p.event.id.clone());
+            let release = release_in.clone();
+            Box::pin(async move {
+                if p.event.id == "0" {
+                    release.notified().await;
+                }
+                Completed {
+                    ticket: p.ticket,
+                    item: p.item,
+                    delivery: Delivery::Delivered,
+                }
+            }) as InFlight
+        });
+        let mut finalizer = OrderedFinalizer::default();
+        for n in 0..20u32 {
+            let ticket = finalizer.push(SequenceNumber::parse(&(n + 1).to_string()).unwrap(), ());
+            let item = ItemKey::of(Some(
+                &[(
+                    "k".to_string(),
+                    crate::record::AttributeValue::N(n.to_string()),
+                )]
+                .into(),
+            ));
+            window.push(Pending {
+                ticket,
+                item,
+                event: CloudEvent::with_id(n.to_string()),
+            });
+        }
+        // Events 1, 2 and 3 complete; 4 may not start while 0 is undone.
+        for _ in 0..3 {
+            let done = window.next_completed().await.unwrap();
+            finalizer.done(done.ticket);
+        }
+        assert_eq!(*started.lock().unwrap(), ["0", "1", "2", "3"]);
+        assert_eq!(window.in_flight(), 1);
+        assert_eq!(window.outstanding(), 17);
+        assert_eq!(finalizer.advance(), None, "the checkpoint waits for 0");
+
+        release.notify_one();
+        while window.in_flight() > 0 {
+            let done = window.next_completed().await.unwrap();
+            finalizer.done(done.ticket);
+        }
+        assert_eq!(started.lock().unwrap().len(), 20);
+        assert_eq!(finalizer.advance().unwrap().as_str(), "20");
     }
 }

@@ -9,7 +9,7 @@ use http::header::{AUTHORIZATION, CONTENT_TYPE, HOST, HeaderName, HeaderValue, R
 use http_body_util::{BodyExt, Full};
 use url::Url;
 
-use super::pool::{ConnectError, Pool};
+use super::pool::{ConnectError, Connection, Pool, RAMP_STEP};
 use super::{SendError, Sink};
 use crate::error_chain;
 use crate::event::{CloudEvent, DATA_CONTENT_TYPE};
@@ -35,6 +35,28 @@ impl std::str::FromStr for ContentMode {
             "binary" | "" => Ok(ContentMode::Binary),
             "structured" => Ok(ContentMode::Structured),
             other => Err(format!("{other:?} is not one of binary, structured")),
+        }
+    }
+}
+
+/// How the sink is used: timeouts and the cap on requests at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SinkLimits {
+    /// One request's answer (K_SINK_TIMEOUT).
+    pub response_timeout: Duration,
+    /// Establishing a connection (SINK_CONNECT_TIMEOUT).
+    pub connect_timeout: Duration,
+    /// Requests at once across all shards, and so connections at most
+    /// (SINK_MAX_CONNECTIONS).
+    pub max_connections: usize,
+}
+
+impl Default for SinkLimits {
+    fn default() -> Self {
+        SinkLimits {
+            response_timeout: Duration::from_secs(30),
+            connect_timeout: Duration::from_secs(2),
+            max_connections: 64,
         }
     }
 }
@@ -99,7 +121,7 @@ static SUBJECT: HeaderName = HeaderName::from_static("ce-subject");
 static TIME: HeaderName = HeaderName::from_static("ce-time");
 
 impl HttpSink {
-    pub fn new(url: Url, timeout: Duration) -> Result<Self, SendError> {
+    pub fn new(url: Url, limits: SinkLimits) -> Result<Self, SendError> {
         let invalid = |what: &str| SendError::Transport(format!("K_SINK: {what}"));
         let host = url.host_str().ok_or_else(|| invalid("no host"))?;
         let authority = match url.port() {
@@ -142,9 +164,9 @@ impl HttpSink {
         Ok(HttpSink {
             mode: ContentMode::Binary,
             shown: redact(&url),
-            pool: Pool::new(origin, timeout.min(Duration::from_secs(10)))
+            pool: Pool::new(origin, limits.connect_timeout, limits.max_connections)
                 .map_err(|e| SendError::Transport(e.0))?,
-            timeout,
+            timeout: limits.response_timeout,
             target: target.parse().map_err(|_| invalid("not a valid path"))?,
             host: HeaderValue::try_from(authority).map_err(|_| invalid("not a valid host"))?,
             authorization,
@@ -201,24 +223,53 @@ impl HttpSink {
 
     /// One attempt: on a kept-alive connection if there is one, else a new
     /// one. A kept-alive connection the sink closed meanwhile gets the
-    /// request again on a new connection, at once: that is no failure of
-    /// the sink.
+    /// request again on another, at once: that is no failure of the sink.
+    /// The response timeout runs from when the request has a connection.
     async fn attempt(&self, event: &CloudEvent) -> Result<(), SendError> {
-        if let Some(sender) = self.pool.take_idle() {
-            match self.exchange(sender, event).await {
-                Err(Exchange::NotSent(_)) => {}
-                Err(Exchange::Failed(e)) => return Err(e),
-                Ok(()) => return Ok(()),
+        loop {
+            let connection = match self.pool.connection().await {
+                Ok(connection) => connection,
+                // One that came back while connecting is tried instead.
+                Err(ConnectError(e)) => match self.pool.take_idle() {
+                    Some(sender) => Connection::Idle(sender),
+                    None => return Err(SendError::Connect(e)),
+                },
+            };
+            match connection {
+                Connection::Idle(sender) => match self.exchange_in_time(sender, event).await {
+                    Err(Exchange::NotSent(_)) => continue,
+                    Err(Exchange::Failed(e)) => return Err(e),
+                    Ok(()) => return Ok(()),
+                },
+                Connection::New(sender, turn) => {
+                    // The next new connection waits for this one's first
+                    // answer, or for RAMP_STEP.
+                    let exchange = self.exchange_in_time(sender, event);
+                    tokio::pin!(exchange);
+                    let mut turn = Some(turn);
+                    let result = loop {
+                        tokio::select! {
+                            result = &mut exchange => break result,
+                            _ = tokio::time::sleep(RAMP_STEP), if turn.is_some() => turn = None,
+                        }
+                    };
+                    drop(turn);
+                    return result.map_err(|e| match e {
+                        Exchange::NotSent(e) | Exchange::Failed(e) => e,
+                    });
+                }
             }
         }
-        let sender = self
-            .pool
-            .connect()
+    }
+
+    async fn exchange_in_time(
+        &self,
+        sender: super::pool::Sender,
+        event: &CloudEvent,
+    ) -> Result<(), Exchange> {
+        tokio::time::timeout(self.timeout, self.exchange(sender, event))
             .await
-            .map_err(|ConnectError(e)| SendError::Connect(e))?;
-        self.exchange(sender, event).await.map_err(|e| match e {
-            Exchange::NotSent(e) | Exchange::Failed(e) => e,
-        })
+            .unwrap_or(Err(Exchange::Failed(SendError::Timeout)))
     }
 
     async fn exchange(
@@ -316,10 +367,8 @@ fn parse_retry_after(value: &HeaderValue) -> Option<Duration> {
 #[async_trait]
 impl Sink for HttpSink {
     async fn send(&self, event: &CloudEvent) -> Result<(), SendError> {
-        match tokio::time::timeout(self.timeout, self.attempt(event)).await {
-            Ok(result) => result,
-            Err(_) => Err(SendError::Timeout),
-        }
+        let _slot = self.pool.request_slot().await;
+        self.attempt(event).await
     }
 
     fn destination(&self) -> String {
@@ -369,7 +418,7 @@ mod tests {
     #[tokio::test]
     async fn requests_carry_the_binding_headers_in_origin_form() {
         let url = parse_sink_url("http://u%40x:p%3Aw@127.0.0.1:9/broker/ns?x=1").unwrap();
-        let sink = HttpSink::new(url, Duration::from_secs(1)).unwrap();
+        let sink = HttpSink::new(url, SinkLimits::default()).unwrap();
         let mut event = CloudEvent::with_id("e1");
         event.subject = Some("pk,sk".into());
         event
@@ -392,7 +441,7 @@ mod tests {
     #[tokio::test]
     async fn structured_mode_sends_the_whole_event_as_json() {
         let url = parse_sink_url("http://127.0.0.1:9/").unwrap();
-        let sink = HttpSink::new(url, Duration::from_secs(1))
+        let sink = HttpSink::new(url, SinkLimits::default())
             .unwrap()
             .with_mode(ContentMode::Structured);
         let mut event = CloudEvent::with_id("e1");

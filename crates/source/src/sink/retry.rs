@@ -142,6 +142,7 @@ pub async fn deliver(
             match result {
                 Ok(()) => {
                     metrics.events_delivered.inc();
+                    metrics.progress.sink_succeeded();
                     return Delivery::Delivered;
                 }
                 Err(err) => match after_failure(err, attempt, &mut backoff, event, policy, metrics)
@@ -192,6 +193,7 @@ fn after_failure(
             class: err.class().to_owned(),
         })
         .inc();
+    metrics.progress.sink_failed(&err);
     let reason = if !err.is_retryable() {
         Some(GiveUpReason::Rejected)
     } else if policy.max_attempts.is_some_and(|max| attempt >= max) {

@@ -92,6 +92,20 @@ impl ApiError {
     pub fn is_transient(&self) -> bool {
         matches!(self, ApiError::Throttled(_) | ApiError::Transient(_))
     }
+
+    /// The metric label (one of `metrics::AWS_ERROR_CLASSES`).
+    pub fn class(&self) -> &'static str {
+        match self {
+            ApiError::ExpiredIterator => "expired_iterator",
+            ApiError::TrimmedData(_) => "trimmed_data",
+            ApiError::NotFound(_) => "not_found",
+            ApiError::Throttled(_) => "throttled",
+            ApiError::AccessDenied(_) => "access_denied",
+            ApiError::Credentials(_) => "credentials",
+            ApiError::Rejected(_) => "rejected",
+            ApiError::Transient(_) => "transient",
+        }
+    }
 }
 
 #[async_trait]

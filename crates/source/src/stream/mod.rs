@@ -7,12 +7,14 @@
 
 mod api;
 pub mod aws;
+mod counted;
 mod lineage;
 
 pub use api::{
     ApiError, IteratorPosition, KeySchema, RecordsPage, ShardInfo, StreamDescription, StreamStatus,
     StreamSummary, StreamsApi,
 };
+pub use counted::CountedApi;
 pub use lineage::{ShardState, ShardTree};
 
 /// Every shard of a stream, paging DescribeStream to the end.
