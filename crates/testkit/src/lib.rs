@@ -5,8 +5,8 @@
 //! - [`DynamoDbLocal`] (module `local`): the emulator instance of this test process.
 //! - [`TestTable`], [`items`], [`read_stream`] (module `table`): tables with streams, writes,
 //!   and a reference reader for what should arrive.
-//! - [`FaultProxy`] (module `proxy`): faults, call counters and virtual shard splits for the
-//!   DynamoDB Streams API.
+//! - [`FaultProxy`] (module `proxy`): faults, call counters, virtual shard splits and
+//!   trimming for the DynamoDB Streams API.
 //! - [`RecordingSink`] (module `sink`): a CloudEvents HTTP sink that records, rejects and goes
 //!   down on demand.
 //! - [`AdapterProcess`], [`free_port`] (module `process`): the adapter binary as a child.
