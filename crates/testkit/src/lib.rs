@@ -5,10 +5,13 @@
 //! - [`DynamoDbLocal`] (module `local`): the emulator instance of this test process.
 //! - [`TestTable`], [`items`], [`read_stream`] (module `table`): tables with streams, writes,
 //!   and a reference reader for what should arrive.
-//! - [`FaultProxy`] (module `proxy`): faults, call counters and virtual shard splits for the
-//!   DynamoDB Streams API.
+//! - [`FaultProxy`] (module `proxy`): faults, call counters, virtual shard splits and
+//!   trimming for the DynamoDB Streams API.
 //! - [`RecordingSink`] (module `sink`): a CloudEvents HTTP sink that records, rejects and goes
 //!   down on demand.
+//! - [`ThreadedSink`] (module `threaded_sink`): a CloudEvents HTTP sink built like Python's
+//!   `ThreadingHTTPServer` (listen backlog 5, one accept thread, a thread per connection),
+//!   whose accept queue overflows when a client opens many connections at once.
 //! - [`AdapterProcess`], [`free_port`] (module `process`): the adapter binary as a child.
 //! - [`dynamodb_client`], [`streams_client`] (module `clients`): SDK clients for tests.
 //!
@@ -31,6 +34,7 @@ mod proxy;
 mod server;
 mod sink;
 mod table;
+mod threaded_sink;
 mod util;
 
 pub use clients::{REGION, Retries, dynamodb_client, streams_client};
@@ -41,4 +45,7 @@ pub use sink::{ReceivedEvent, RecordingSink};
 pub use table::{
     AttributeValue, Item, KeyShape, ShardRead, StreamViewType, TestTable, describe_all_shards,
     items, read_stream, record_sequence_number,
+};
+pub use threaded_sink::{
+    PYTHON_LISTEN_BACKLOG, ThreadedSink, ThreadedSinkCounts, ThreadedSinkOptions,
 };

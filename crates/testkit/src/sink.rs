@@ -25,7 +25,8 @@ use tokio::sync::watch;
 use crate::server::{CloseConnection, Handler, Server, response};
 use crate::util::{chance, fnv1a64, percent_decode};
 
-const MAX_BODY: usize = 64 * 1024 * 1024;
+/// The largest request body the sinks read.
+pub(crate) const MAX_BODY: usize = 64 * 1024 * 1024;
 
 /// One CloudEvent as the sink received it.
 #[derive(Clone, Debug)]
@@ -404,7 +405,9 @@ fn header_str(headers: &http::HeaderMap, name: &str) -> Option<String> {
         .map(percent_decode)
 }
 
-fn parse_event(
+/// Turns a request's headers and body into the event it carries, in binary or structured
+/// mode; shared by both sinks so they read CloudEvents alike.
+pub(crate) fn parse_event(
     headers: &http::HeaderMap,
     body: Bytes,
     received_at: Instant,

@@ -1,13 +1,18 @@
-//! FaultProxy against DynamoDB Local: forwarding, counters, and every fault as the SDK sees it.
+//! FaultProxy against DynamoDB Local: forwarding, counters, every fault as the SDK sees it, and
+//! trimming as the 24 h retention does it.
 
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodbstreams::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodbstreams::operation::get_records::GetRecordsError;
+use aws_sdk_dynamodbstreams::operation::get_shard_iterator::GetShardIteratorError;
 use aws_sdk_dynamodbstreams::types::ShardIteratorType;
 use awsdynamodb_testkit::{
     DynamoDbLocal, Fault, FaultProxy, KeyShape, Op, Retries, StreamViewType, TestTable, items,
+    read_stream, record_sequence_number,
 };
+
+type HttpResponse = aws_sdk_dynamodbstreams::config::http::HttpResponse;
 
 async fn setup() -> (TestTable, FaultProxy, String) {
     let local = DynamoDbLocal::shared().await;
@@ -440,4 +445,163 @@ async fn upstream_down_gives_a_transient_error() {
         .await
         .unwrap_err();
     assert_eq!(err.raw_response().map(|r| r.status().as_u16()), Some(502));
+}
+
+/// Writes `n` items and returns the sequence numbers of their records, in stream order.
+async fn write_items(table: &TestTable, arn: &str, prefix: &str, n: i64) -> Vec<String> {
+    let before = table.read_all_records(arn).await.unwrap().len();
+    for i in 0..n {
+        table
+            .put(items::with_value(items::key(&format!("{prefix}{i}")), i))
+            .await
+            .unwrap();
+    }
+    let records = table.read_all_records(arn).await.unwrap();
+    records[before..]
+        .iter()
+        .map(|r| record_sequence_number(r).to_owned())
+        .collect()
+}
+
+async fn shard_iterator_at(
+    client: &aws_sdk_dynamodbstreams::Client,
+    arn: &str,
+    kind: ShardIteratorType,
+    sequence: Option<&str>,
+) -> Result<String, SdkError<GetShardIteratorError, HttpResponse>> {
+    let shards = awsdynamodb_testkit::describe_all_shards(client, arn)
+        .await
+        .unwrap();
+    let out = client
+        .get_shard_iterator()
+        .stream_arn(arn)
+        .shard_id(shards[0].shard_id().unwrap())
+        .shard_iterator_type(kind)
+        .set_sequence_number(sequence.map(str::to_owned))
+        .send()
+        .await?;
+    Ok(out.shard_iterator.unwrap())
+}
+
+/// The sequence numbers GetRecords shows from `iterator` to the current end of the shard.
+async fn sequences_from(client: &aws_sdk_dynamodbstreams::Client, iterator: String) -> Vec<String> {
+    let mut sequences = Vec::new();
+    let mut next = Some(iterator);
+    while let Some(it) = next.take() {
+        let page = client
+            .get_records()
+            .shard_iterator(it)
+            .send()
+            .await
+            .unwrap();
+        if page.records().is_empty() {
+            break;
+        }
+        sequences.extend(
+            page.records()
+                .iter()
+                .map(|r| record_sequence_number(r).to_owned()),
+        );
+        next = page.next_shard_iterator;
+    }
+    sequences
+}
+
+/// After `trim_through`, the proxy answers as the real service does once the 24 h retention
+/// has trimmed records: TRIM_HORIZON starts at the first record kept, a position before the
+/// trim point (as a sequence number, or as an iterator taken before the trim) answers
+/// TrimmedDataAccessException, and a position at or past it reads on normally.
+#[tokio::test]
+async fn trimmed_records_are_gone_and_positions_before_them_are_refused() {
+    let (table, proxy, arn) = setup().await;
+    let seqs = write_items(&table, &arn, "k", 5).await;
+    let client = proxy.streams_client(Retries::Disabled);
+    let taken_before_the_trim = iterator(&client, &arn).await;
+    proxy.trim_through(&arn, &seqs[1]).await.unwrap();
+
+    let err = client
+        .get_records()
+        .shard_iterator(&taken_before_the_trim)
+        .send()
+        .await
+        .unwrap_err();
+    assert!(
+        service_error(&err).is_trimmed_data_access_exception(),
+        "{err:?}"
+    );
+    for (kind, at) in [
+        (ShardIteratorType::AfterSequenceNumber, &seqs[0]),
+        (ShardIteratorType::AtSequenceNumber, &seqs[0]),
+        (ShardIteratorType::AtSequenceNumber, &seqs[1]),
+    ] {
+        let err = shard_iterator_at(&client, &arn, kind.clone(), Some(at))
+            .await
+            .unwrap_err();
+        assert!(
+            err.as_service_error()
+                .is_some_and(GetShardIteratorError::is_trimmed_data_access_exception),
+            "{kind:?} {at}: {err:?}"
+        );
+    }
+
+    let kept = seqs[2..].to_vec();
+    for (kind, at) in [
+        (ShardIteratorType::TrimHorizon, None),
+        (ShardIteratorType::AfterSequenceNumber, Some(&seqs[1])),
+        (ShardIteratorType::AtSequenceNumber, Some(&seqs[2])),
+    ] {
+        let it = shard_iterator_at(&client, &arn, kind.clone(), at.map(String::as_str))
+            .await
+            .unwrap();
+        assert_eq!(sequences_from(&client, it).await, kept, "{kind:?} {at:?}");
+    }
+    // Later records read on from where a reader stands.
+    let it = shard_iterator_at(&client, &arn, ShardIteratorType::Latest, None)
+        .await
+        .unwrap();
+    let later = write_items(&table, &arn, "later", 1).await;
+    assert_eq!(sequences_from(&client, it).await, later);
+    // A trim never moves back; DynamoDB Local itself still has every record.
+    proxy.trim_through(&arn, &seqs[0]).await.unwrap();
+    let it = shard_iterator_at(&client, &arn, ShardIteratorType::TrimHorizon, None)
+        .await
+        .unwrap();
+    assert_eq!(sequences_from(&client, it).await[0], seqs[2]);
+    assert_eq!(table.read_all_records(&arn).await.unwrap().len(), 6);
+    assert!(proxy.trim_through(&arn, "12a").await.is_err());
+}
+
+/// The trim reaches the virtual shards of a split: a closed generation that ends before the
+/// trim point reads as empty and finished, and its children start at the first record kept.
+#[tokio::test]
+async fn trimming_reaches_the_shards_of_a_split() {
+    let (table, proxy, arn) = setup().await;
+    let parents = write_items(&table, &arn, "a", 3).await;
+    let split = proxy.split(&arn, 2).await.unwrap();
+    assert_eq!(split.boundary, parents[2]);
+    let children = write_items(&table, &arn, "b", 6).await;
+    proxy.trim_through(&arn, &children[1]).await.unwrap();
+
+    let client = proxy.streams_client(Retries::Disabled);
+    let reads = read_stream(&client, &arn).await.unwrap();
+    let parent = reads
+        .iter()
+        .find(|r| r.shard.shard_id() == Some(split.closed_shard_ids[0].as_str()))
+        .unwrap();
+    assert!(parent.records.is_empty() && parent.ended, "{parent:?}");
+    let mut read: Vec<String> = reads
+        .iter()
+        .flat_map(|r| {
+            r.records
+                .iter()
+                .map(|r| record_sequence_number(r).to_owned())
+        })
+        .collect();
+    read.sort_by_key(|s| {
+        (
+            s.trim_start_matches('0').len(),
+            s.trim_start_matches('0').to_owned(),
+        )
+    });
+    assert_eq!(read, children[2..]);
 }

@@ -1,5 +1,6 @@
 //! Getting the next page of a shard: iterators, GetRecords, and what to do
-//! about each error (the table in `dynamodb-streams.md`).
+//! about each error (the table in `dynamodb-streams.md`), including the
+//! report of records trimmed before they were read.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -7,7 +8,7 @@ use std::time::Duration;
 use backon::{BackoffBuilder, ExponentialBuilder};
 
 use super::ReaderContext;
-use crate::record::Record;
+use crate::record::{Record, SequenceNumber};
 use crate::stream::{ApiError, IteratorPosition};
 
 /// A shard's read position, owned by whichever fetch is running.
@@ -18,6 +19,9 @@ pub(super) struct Cursor {
     /// just after the last record handed to delivery (those are in memory and
     /// will be delivered; re-reading them would only duplicate them).
     pub(super) resume: IteratorPosition,
+    /// Records trimmed before this reader got to them, from the moment the
+    /// trim is seen until a page shows the first record still kept.
+    lost: Option<Trimmed>,
 }
 
 impl Cursor {
@@ -25,8 +29,20 @@ impl Cursor {
         Cursor {
             iterator: None,
             resume: start,
+            lost: None,
         }
     }
+}
+
+/// Records the stream trimmed before they were read: every one after
+/// `read_up_to`, up to the first record read after the trim.
+#[derive(Debug)]
+struct Trimmed {
+    /// Where the reader stood: its checkpoint, or the last record it handed
+    /// to delivery.
+    read_up_to: SequenceNumber,
+    /// The service's message.
+    detail: String,
 }
 
 pub(super) enum Fetched<R = Record> {
@@ -106,6 +122,17 @@ pub(super) async fn next_page(
                     ctx.health.shard_reading(&shard, None);
                 }
                 let last = page.next_iterator.is_none();
+                if let Some(lost) = cursor.lost.take() {
+                    match first_sequence(&page.records) {
+                        Some(first) => report_lost(&ctx, &shard, &lost, Some(&first)),
+                        None if page.records.is_empty() || last => {
+                            report_lost(&ctx, &shard, &lost, None)
+                        }
+                        // Only records without a sequence number (dropped
+                        // as malformed): a later page names the first one.
+                        None => cursor.lost = Some(lost),
+                    }
+                }
                 cursor.iterator = page.next_iterator;
                 return (
                     cursor,
@@ -160,24 +187,37 @@ fn handle(
             );
             cursor.iterator = None;
         }
-        ApiError::TrimmedData(detail)
-            if !matches!(cursor.resume, IteratorPosition::AfterSequence(_)) =>
-        {
-            // Nothing of this shard was read yet, so no position of ours
-            // fell out of the window: the iterator's own start moved (DynamoDB
-            // Local does this to iterators taken on an empty shard).
-            tracing::warn!(shard, error = %detail, "iterator behind the trim horizon before any record was read; reading from TRIM_HORIZON");
-            cursor.iterator = None;
-            cursor.resume = IteratorPosition::TrimHorizon;
-        }
         ApiError::TrimmedData(detail) => {
-            ctx.metrics.trimmed_data.inc();
-            let what =
-                format!("{detail}; reading on from the oldest record still kept (TRIM_HORIZON)");
-            tracing::error!(shard, resume = ?cursor.resume, "RECORDS LOST: the stream trimmed records this source had not read yet: {what}");
-            ctx.health.data_lost(shard, what);
             cursor.iterator = None;
-            cursor.resume = IteratorPosition::TrimHorizon;
+            match std::mem::replace(&mut cursor.resume, IteratorPosition::TrimHorizon) {
+                IteratorPosition::AfterSequence(read_up_to) => {
+                    // Counted and shown at once; the log line waits for the
+                    // next page, the first that can say where the loss ends.
+                    ctx.metrics.trimmed_data.inc();
+                    ctx.health.data_lost(
+                        shard,
+                        format!(
+                            "records after {read_up_to} were trimmed from the stream unread ({detail}); reading on from the oldest record still kept"
+                        ),
+                    );
+                    cursor.lost = Some(Trimmed {
+                        read_up_to,
+                        detail: detail.clone(),
+                    });
+                }
+                // Trimmed again while looking for the first record kept: the
+                // loss is counted already and reported with that record.
+                _ if cursor.lost.is_some() => {
+                    tracing::info!(shard, error = %detail, "the trim horizon moved on; reading from TRIM_HORIZON again");
+                }
+                // Nothing of this shard was read yet, so no position of ours
+                // fell out of the window: the iterator's own start moved
+                // (DynamoDB Local does this to iterators taken on an empty
+                // shard).
+                _ => {
+                    tracing::warn!(shard, error = %detail, "iterator behind the trim horizon before any record was read; reading from TRIM_HORIZON");
+                }
+            }
         }
         ApiError::NotFound(detail) => {
             tracing::warn!(shard, error = %detail, "shard or stream not found");
@@ -197,4 +237,45 @@ fn handle(
         }
     }
     None
+}
+
+/// The sequence number of the first record that has one.
+fn first_sequence(records: &[Record]) -> Option<SequenceNumber> {
+    records.iter().find_map(|r| {
+        r.dynamodb()
+            .and_then(|d| d.sequence_number())
+            .and_then(SequenceNumber::parse)
+    })
+}
+
+/// Logs `RECORDS LOST` with the lost range and shows the same on `/health`
+/// (until the reader catches up). `first_kept` is the first record read after
+/// the trim; `None` when the shard holds no record after it.
+fn report_lost(
+    ctx: &ReaderContext,
+    shard: &str,
+    lost: &Trimmed,
+    first_kept: Option<&SequenceNumber>,
+) {
+    let read_up_to = &lost.read_up_to;
+    let (what, then) = match first_kept {
+        Some(first) => (
+            format!(
+                "the records after {read_up_to} and before {first} were trimmed from the stream unread"
+            ),
+            format!("reading goes on from {first}"),
+        ),
+        None => (
+            format!("the records after {read_up_to} were trimmed from the stream unread"),
+            "the shard holds no record after the trim".to_owned(),
+        ),
+    };
+    tracing::error!(
+        shard,
+        read_up_to = read_up_to.as_str(),
+        first_read_after_trim = first_kept.map(SequenceNumber::as_str),
+        error = %lost.detail,
+        "RECORDS LOST: {what}; {then}"
+    );
+    ctx.health.data_lost(shard, what);
 }

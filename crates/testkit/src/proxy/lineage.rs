@@ -32,6 +32,8 @@ pub(crate) struct Lineage {
     /// The real shard's StartingSequenceNumber.
     pub(crate) real_start: Option<SeqNo>,
     pub(crate) gens: Vec<Generation>,
+    /// Records up to this sequence number are trimmed away (the 24 h retention).
+    pub(crate) trimmed_through: Option<SeqNo>,
 }
 
 impl Lineage {
@@ -45,7 +47,22 @@ impl Lineage {
                 after: None,
                 end: None,
             }],
+            trimmed_through: None,
         }
+    }
+
+    /// Trims every record up to `last`; a trim never moves back.
+    pub(crate) fn trim_through(&mut self, last: SeqNo) {
+        if self.trimmed_through.as_ref().is_none_or(|t| &last > t) {
+            self.trimmed_through = Some(last);
+        }
+    }
+
+    /// Whether a reader that has passed every record up to `pos` would next meet trimmed
+    /// records. `None` (a LATEST iterator that has read nothing yet) never does: it stands
+    /// past every record that existed when it was taken.
+    pub(crate) fn behind_trim(&self, pos: Option<&SeqNo>) -> bool {
+        matches!((&self.trimmed_through, pos), (Some(t), Some(p)) if p < t)
     }
 
     fn suffix(&self) -> &str {

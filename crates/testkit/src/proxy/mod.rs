@@ -12,6 +12,9 @@
 //!   shards (see [`lineage`]) by rewriting DescribeStream, GetShardIterator and GetRecords.
 //!   The records themselves stay DynamoDB Local's, byte for byte; only which shard shows them
 //!   is virtual. Iterators handed out are opaque proxy tokens wrapping the real iterator.
+//! - **trimming** ([`FaultProxy::trim_through`]): the 24 h retention, on demand — records up
+//!   to a sequence number disappear, and positions before them answer
+//!   `TrimmedDataAccessException`, as the real service does.
 //!
 //! Anything the proxy cannot parse is forwarded unchanged.
 
@@ -374,6 +377,36 @@ impl FaultProxy {
             child_shard_ids: lineage.generation_ids(generation),
         })
     }
+
+    /// Simulates the stream's 24 h retention trimming every record up to and including
+    /// `last_trimmed` (a sequence number, best one of the stream's records). From now on, as
+    /// the real service does:
+    /// - TRIM_HORIZON iterators start at the first record after it (the trimmed records are
+    ///   no longer visible through the proxy);
+    /// - GetShardIterator AFTER_SEQUENCE_NUMBER a number below it, or AT_SEQUENCE_NUMBER one
+    ///   up to it, answers `TrimmedDataAccessException` (the records between that position and
+    ///   the first one kept are lost);
+    /// - GetRecords on an iterator that has not passed it yet (taken before the trim) answers
+    ///   `TrimmedDataAccessException` too.
+    ///
+    /// A trim never moves back: an earlier `last_trimmed` than the current one changes
+    /// nothing. It applies to every shard the proxy shows for the stream, virtual ones of
+    /// [`FaultProxy::split`] included (a closed generation that ends at or before the trim
+    /// point reads as empty). Records stay in DynamoDB Local: reading it directly still shows
+    /// them.
+    pub async fn trim_through(&self, stream_arn: &str, last_trimmed: &str) -> Result<()> {
+        ensure!(
+            !last_trimmed.is_empty() && last_trimmed.bytes().all(|b| b.is_ascii_digit()),
+            "{last_trimmed:?} is not a sequence number"
+        );
+        let index = self
+            .inner
+            .ensure_lineage(stream_arn)
+            .await?
+            .ok_or_else(|| anyhow!("stream {stream_arn} has no shard upstream"))?;
+        self.inner.lineages.write().await.list[index].trim_through(SeqNo::new(last_trimmed));
+        Ok(())
+    }
 }
 
 /// A proxy iterator: the real iterator plus where this virtual shard reader stands.
@@ -579,6 +612,14 @@ impl ProxyInner {
             ],
             body,
         )
+    }
+
+    /// `TrimmedDataAccessException`, as [`Fault::TrimmedDataAccess`] shapes it.
+    fn trimmed_response(&self) -> Response<Full<Bytes>> {
+        let (status, ty, message) = Fault::TrimmedDataAccess
+            .error()
+            .expect("an error fault has a body");
+        self.error_response(status, ty, message)
     }
 
     fn json_response(&self, body: String) -> Response<Full<Bytes>> {
@@ -950,16 +991,29 @@ impl ProxyInner {
         };
         let mut upstream_req = req.clone();
         upstream_req.insert("ShardId".into(), json!(lineage.real_shard_id));
+        let trimmed = lineage.trimmed_through.as_ref();
         match (kind.as_str(), sequence.as_deref()) {
             ("TRIM_HORIZON", _) => {
-                let start = Self::real_start_request(lineage, g.after.as_ref());
+                // The generation's start, or the first record kept if that is later.
+                let after = g.after.as_ref().max(trimmed);
+                let start = Self::real_start_request(lineage, after);
                 for key in ["ShardIteratorType", "SequenceNumber"] {
                     match start.get(key) {
                         Some(v) => upstream_req.insert(key.into(), v.clone()),
                         None => upstream_req.remove(key),
                     };
                 }
-                token.pos = g.after.clone();
+                // Just before the real shard's start when nothing came before: a later trim
+                // must find this iterator behind it.
+                token.pos = after
+                    .cloned()
+                    .or_else(|| lineage.real_start.as_ref().and_then(SeqNo::pred));
+            }
+            ("AT_SEQUENCE_NUMBER", Some(s)) if trimmed.is_some_and(|t| &SeqNo::new(s) <= t) => {
+                return self.trimmed_response();
+            }
+            ("AFTER_SEQUENCE_NUMBER", Some(s)) if lineage.behind_trim(Some(&SeqNo::new(s))) => {
+                return self.trimmed_response();
             }
             ("AT_SEQUENCE_NUMBER", Some(s)) => token.pos = SeqNo::new(s).pred(),
             ("AFTER_SEQUENCE_NUMBER", Some(s)) => {
@@ -1047,6 +1101,9 @@ impl ProxyInner {
         };
         if token.done || reached_end(&token.pos) {
             return self.json_response(r#"{"Records":[]}"#.to_string());
+        }
+        if lineage.behind_trim(token.pos.as_ref()) {
+            return self.trimmed_response();
         }
         req.insert("ShardIterator".into(), Value::String(token.real.clone()));
         let up = match self
