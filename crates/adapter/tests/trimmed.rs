@@ -12,7 +12,7 @@ use awsdynamodb_testkit::{
     AdapterProcess, DynamoDbLocal, Fault, FaultProxy, KeyShape, Op, RecordingSink, StreamViewType,
     TestTable, describe_all_shards, items,
 };
-use common::{WAIT, event_id, record_sequence};
+use common::{Probe, WAIT, event_id, record_sequence};
 
 /// Changes delivered and checkpointed before the stop.
 const DELIVERED: usize = 4;
@@ -29,7 +29,7 @@ struct Stopped {
     shard: String,
     /// The checkpoint: the sequence number of the last change delivered.
     saved: String,
-    http: reqwest::Client,
+    probe: Probe,
 }
 
 impl Stopped {
@@ -63,6 +63,7 @@ impl Stopped {
         let shards = describe_all_shards(&ddb.streams(), &stream).await?;
         let shard = shards[0].shard_id().unwrap().to_owned();
         sink.clear();
+        let probe = Probe::new(&env);
         Ok(Stopped {
             table,
             proxy,
@@ -72,10 +73,7 @@ impl Stopped {
             stream,
             shard,
             saved,
-            http: reqwest::Client::builder()
-                .no_proxy()
-                .timeout(Duration::from_secs(2))
-                .build()?,
+            probe,
         })
     }
 
@@ -85,36 +83,6 @@ impl Stopped {
             put(&self.table, i).await?;
         }
         self.table.read_all_records(&self.stream).await
-    }
-
-    fn url(&self, port: &str, path: &str) -> String {
-        let port = &self.env.iter().find(|(k, _)| k == port).unwrap().1;
-        format!("http://127.0.0.1:{port}{path}")
-    }
-
-    /// Polls `/health` of the adapter (an external process) until `condition`
-    /// holds for its status and body; returns the body.
-    async fn await_health(&self, condition: impl Fn(u16, &str) -> bool) -> anyhow::Result<String> {
-        let url = self.url("HEALTH_PORT", "/health");
-        let deadline = tokio::time::Instant::now() + WAIT;
-        loop {
-            let last = match self.http.get(&url).send().await {
-                Ok(resp) => {
-                    let status = resp.status().as_u16();
-                    let body = resp.text().await?;
-                    if condition(status, &body) {
-                        return Ok(body);
-                    }
-                    format!("{status} {body}")
-                }
-                Err(e) => e.to_string(),
-            };
-            anyhow::ensure!(
-                tokio::time::Instant::now() < deadline,
-                "/health never met the condition (last: {last})"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
     }
 
     /// The one `RECORDS LOST` line of `adapter`, once written.
@@ -140,8 +108,7 @@ impl Stopped {
     }
 
     async fn assert_one_trim_counted(&self) -> anyhow::Result<()> {
-        let url = self.url("METRICS_PROMETHEUS_PORT", "/metrics");
-        let metrics = self.http.get(&url).send().await?.text().await?;
+        let metrics = self.probe.metrics().await?;
         assert!(
             metrics
                 .lines()
@@ -183,6 +150,7 @@ async fn records_trimmed_while_stopped_are_reported_lost_and_the_rest_arrive_onc
     );
     let mut adapter = AdapterProcess::spawn(common::BINARY, s.env.clone())?;
     let reason = s
+        .probe
         .await_health(|status, body| status == 503 && body.contains("lost records"))
         .await?;
     assert!(

@@ -180,3 +180,108 @@ pub fn assert_all_arrived_in_order(records: &[Record], received: &[ReceivedEvent
 pub fn record_sequence(r: &Record) -> &str {
     r.dynamodb().unwrap().sequence_number().unwrap()
 }
+
+/// `/health` and `/metrics` of an adapter started with `env`. The adapter is
+/// an external process: polling with a deadline is the only way to see a
+/// condition come about there.
+pub struct Probe {
+    http: reqwest::Client,
+    health: String,
+    metrics: String,
+}
+
+impl Probe {
+    pub fn new(env: &[(String, String)]) -> Self {
+        let port = |key: &str| {
+            env.iter()
+                .rev()
+                .find(|(k, _)| k == key)
+                .map(|(_, v)| v.clone())
+                .unwrap_or_else(|| panic!("{key} in the environment"))
+        };
+        Probe {
+            http: reqwest::Client::builder()
+                .no_proxy()
+                .timeout(Duration::from_secs(2))
+                .build()
+                .expect("an HTTP client"),
+            health: format!("http://127.0.0.1:{}/health", port("HEALTH_PORT")),
+            metrics: format!(
+                "http://127.0.0.1:{}/metrics",
+                port("METRICS_PROMETHEUS_PORT")
+            ),
+        }
+    }
+
+    /// `/health`'s status and body.
+    pub async fn health(&self) -> anyhow::Result<(u16, String)> {
+        let resp = self.http.get(&self.health).send().await?;
+        let status = resp.status().as_u16();
+        Ok((status, resp.text().await?))
+    }
+
+    /// Polls `/health` until `condition` holds for its status and body;
+    /// returns the body.
+    pub async fn await_health(
+        &self,
+        condition: impl Fn(u16, &str) -> bool,
+    ) -> anyhow::Result<String> {
+        self.poll("/health", || async {
+            let (status, body) = self.health().await?;
+            Ok((
+                condition(status, &body).then(|| body.clone()),
+                format!("{status} {body}"),
+            ))
+        })
+        .await
+    }
+
+    /// The `/metrics` text.
+    pub async fn metrics(&self) -> anyhow::Result<String> {
+        Ok(self.http.get(&self.metrics).send().await?.text().await?)
+    }
+
+    /// Polls `/metrics` until `condition` holds for the values of the
+    /// samples named (without labels); returns those values.
+    pub async fn await_metrics<const N: usize>(
+        &self,
+        names: [&str; N],
+        condition: impl Fn([f64; N]) -> bool,
+    ) -> anyhow::Result<[f64; N]> {
+        self.poll("/metrics", || async {
+            let text = self.metrics().await?;
+            let values = names.map(|name| metric(&text, name).unwrap_or(f64::NAN));
+            Ok((
+                condition(values).then_some(values),
+                format!("{names:?} = {values:?}"),
+            ))
+        })
+        .await
+    }
+
+    async fn poll<T, F, Fut>(&self, what: &str, mut attempt: F) -> anyhow::Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = anyhow::Result<(Option<T>, String)>>,
+    {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let last = match attempt().await {
+                Ok((Some(done), _)) => return Ok(done),
+                Ok((None, last)) => last,
+                Err(e) => e.to_string(),
+            };
+            anyhow::ensure!(
+                tokio::time::Instant::now() < deadline,
+                "{what} never met the condition within {WAIT:?} (last: {last})"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// The value of the sample `name` (exactly: no labels) in a `/metrics` text.
+pub fn metric(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+}
