@@ -11,7 +11,8 @@
 //!   down on demand.
 //! - [`ThreadedSink`] (module `threaded_sink`): a CloudEvents HTTP sink built like Python's
 //!   `ThreadingHTTPServer` (listen backlog 5, one accept thread, a thread per connection),
-//!   whose accept queue overflows when a client opens many connections at once.
+//!   whose accept queue overflows when a client opens many connections at once, and a
+//!   [`FullListener`] whose accept queue is full (connects to it hang).
 //! - [`AdapterProcess`], [`free_port`] (module `process`): the adapter binary as a child.
 //! - [`dynamodb_client`], [`streams_client`] (module `clients`): SDK clients for tests.
 //!
@@ -47,5 +48,5 @@ pub use table::{
     items, read_stream, record_sequence_number,
 };
 pub use threaded_sink::{
-    PYTHON_LISTEN_BACKLOG, ThreadedSink, ThreadedSinkCounts, ThreadedSinkOptions,
+    FullListener, PYTHON_LISTEN_BACKLOG, ThreadedSink, ThreadedSinkCounts, ThreadedSinkOptions,
 };

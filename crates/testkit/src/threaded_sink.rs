@@ -296,6 +296,34 @@ impl Drop for Stopper {
 
 /// A blocking listener on 127.0.0.1 (free port) with this backlog; SO_REUSEADDR as Python's
 /// `HTTPServer` sets it.
+/// A listening socket that never accepts, with its accept queue already full
+/// (backlog 0: one connection fills it): Linux drops every further SYN, so a
+/// connect to [`FullListener::addr`] hangs until the client gives up, like
+/// a sink whose accept queue a burst overran.
+pub struct FullListener {
+    addr: SocketAddr,
+    _listener: TcpListener,
+    _queued: TcpStream,
+}
+
+impl FullListener {
+    pub fn start() -> Result<FullListener> {
+        let listener = listen(0).context("a listener with backlog 0")?;
+        let addr = listener.local_addr()?;
+        let queued = TcpStream::connect(addr).context("filling the accept queue")?;
+        Ok(FullListener {
+            addr,
+            _listener: listener,
+            _queued: queued,
+        })
+    }
+
+    /// `http://127.0.0.1:PORT/`.
+    pub fn url(&self) -> String {
+        format!("http://{}/", self.addr)
+    }
+}
+
 fn listen(backlog: i32) -> io::Result<TcpListener> {
     let socket = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP))?;
     socket.set_reuse_address(true)?;

@@ -145,4 +145,20 @@ mod tests {
             assert_eq!(checkpoint, 6);
         }
     }
+
+    /// The note of the oldest event not done, and the count of events the
+    /// checkpoint moved over: what progress reports per shard.
+    #[test]
+    fn the_oldest_event_not_done_and_the_events_covered() {
+        let mut f = OrderedFinalizer::default();
+        let t: Vec<Ticket> = (1..=3).map(|n| f.push(seq(n), format!("read {n}"))).collect();
+        f.done(t[0]);
+        f.done(t[2]);
+        f.advance();
+        assert_eq!(f.oldest().map(String::as_str), Some("read 2"));
+        assert_eq!((f.covered(), f.len()), (1, 2));
+        f.done(t[1]);
+        f.advance();
+        assert_eq!((f.oldest(), f.covered()), (None, 3));
+    }
 }

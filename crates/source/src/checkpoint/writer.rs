@@ -273,4 +273,47 @@ mod tests {
         assert_eq!(metrics.checkpoint_writes.get(), 1);
         assert_eq!(store.load().await.unwrap(), cp.snapshot());
     }
+
+    /// A busy shard's positions are saved as soon as `save_after_events`
+    /// are unsaved, without waiting for the interval, and one write covers
+    /// them all; fewer wait for the interval. The progress then shows
+    /// nothing done unsaved.
+    #[tokio::test(start_paused = true)]
+    async fn many_unsaved_events_are_saved_before_the_interval_in_one_write() {
+        let store = Arc::new(MemoryStore::new());
+        let metrics = Arc::new(Metrics::default());
+        let cp = Checkpointer::open(store.clone(), metrics.clone(), Arc::new(Health::default()))
+            .await
+            .unwrap();
+        let shard = metrics.progress.add_shard("s", "a");
+        let stop = CancellationToken::new();
+        let writer = tokio::spawn({
+            let (cp, stop) = (cp.clone(), stop.clone());
+            async move { cp.run(Duration::from_secs(3600), 100, stop).await }
+        });
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        let seq = |n: u32| SequenceNumber::parse(&n.to_string()).unwrap();
+        for n in 1..=99 {
+            cp.advance(&shard, seq(n), 1);
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert_eq!(metrics.checkpoint_writes.get(), 0, "99 wait for the interval");
+        assert_eq!(metrics.progress.shards()[0].trail_events, 99);
+
+        cp.advance(&shard, seq(100), 1);
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        assert_eq!(metrics.checkpoint_writes.get(), 1, "the 100th is saved at once");
+        assert_eq!(store.load().await.unwrap(), cp.snapshot());
+        assert_eq!(metrics.progress.shards()[0].trail_events, 0);
+
+        for n in 101..=250 {
+            cp.advance(&shard, seq(n), 1);
+            tokio::task::yield_now().await;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        assert_eq!(metrics.checkpoint_writes.get(), 2, "one more for the next 100");
+        assert_eq!(metrics.progress.shards()[0].trail_events, 50);
+        stop.cancel();
+        writer.await.unwrap();
+    }
 }
