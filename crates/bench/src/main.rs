@@ -23,8 +23,12 @@
 //! reused by later runs); `BENCH_ADAPTER` runs another adapter binary (or a
 //! wrapper such as `perf record`); `BENCH_PHASES=drain` skips the other
 //! phases; `BENCH_ENV="K=V ..."` adds adapter settings.
+//!
+//! `cargo run --release -p bench -- soak` runs the soak instead (see
+//! `soak.rs`): at least 12 minutes of writes and faults with kills, checked.
 
 mod sink;
+mod soak;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -58,6 +62,12 @@ async fn main() -> Result<()> {
         Ok(path) => PathBuf::from(path),
         Err(_) => build_adapter()?,
     };
+    if std::env::args().nth(1).as_deref() == Some("soak") {
+        if !soak::run(&adapter_bin).await? {
+            std::process::exit(1);
+        }
+        return Ok(());
+    }
     let sink = Sink::start().await?;
     let drain_only = std::env::var("BENCH_PHASES").is_ok_and(|p| p == "drain");
 

@@ -151,7 +151,9 @@ mod tests {
     #[test]
     fn the_oldest_event_not_done_and_the_events_covered() {
         let mut f = OrderedFinalizer::default();
-        let t: Vec<Ticket> = (1..=3).map(|n| f.push(seq(n), format!("read {n}"))).collect();
+        let t: Vec<Ticket> = (1..=3)
+            .map(|n| f.push(seq(n), format!("read {n}")))
+            .collect();
         f.done(t[0]);
         f.done(t[2]);
         f.advance();

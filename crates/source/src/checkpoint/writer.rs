@@ -297,12 +297,20 @@ mod tests {
             cp.advance(&shard, seq(n), 1);
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
-        assert_eq!(metrics.checkpoint_writes.get(), 0, "99 wait for the interval");
+        assert_eq!(
+            metrics.checkpoint_writes.get(),
+            0,
+            "99 wait for the interval"
+        );
         assert_eq!(metrics.progress.shards()[0].trail_events, 99);
 
         cp.advance(&shard, seq(100), 1);
         tokio::time::sleep(Duration::from_millis(1)).await;
-        assert_eq!(metrics.checkpoint_writes.get(), 1, "the 100th is saved at once");
+        assert_eq!(
+            metrics.checkpoint_writes.get(),
+            1,
+            "the 100th is saved at once"
+        );
         assert_eq!(store.load().await.unwrap(), cp.snapshot());
         assert_eq!(metrics.progress.shards()[0].trail_events, 0);
 
@@ -311,7 +319,11 @@ mod tests {
             tokio::task::yield_now().await;
         }
         tokio::time::sleep(Duration::from_millis(1)).await;
-        assert_eq!(metrics.checkpoint_writes.get(), 2, "one more for the next 100");
+        assert_eq!(
+            metrics.checkpoint_writes.get(),
+            2,
+            "one more for the next 100"
+        );
         assert_eq!(metrics.progress.shards()[0].trail_events, 50);
         stop.cancel();
         writer.await.unwrap();
