@@ -201,6 +201,41 @@ async fn a_second_adapter_on_the_same_checkpoints_is_refused() -> anyhow::Result
     Ok(())
 }
 
+/// A checkpoint file that cannot be read stops the adapter with one line
+/// naming the file, never a fresh start (which would send changes again, or
+/// skip them); the file is left exactly as it was, for a person to look at,
+/// and nothing is written beside it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupt_checkpoint_file_exits_1_naming_it_and_stays_as_it_was() -> anyhow::Result<()> {
+    let ddb = DynamoDbLocal::shared().await;
+    let table = TestTable::create(ddb, KeyShape::Hash, StreamViewType::KeysOnly).await?;
+    let corrupt: [&[u8]; 3] = [
+        // Cut short, with bytes that are not UTF-8.
+        b"{\"streams\": {\"arn\": {\"sha\xff\x00",
+        // Valid JSON, but no sequence number.
+        br#"{"streams": {"arn": {"shards": {"a": {"after": "12x"}}}}}"#,
+        // A position serde repeats in its message, line break included.
+        br#"{"streams": {"arn": {"shards": {"a": {"aft\ner": "1"}}}}}"#,
+    ];
+    for bytes in corrupt {
+        let state = tempfile::tempdir()?;
+        let file = state.path().join("checkpoints.json");
+        std::fs::write(&file, bytes)?;
+        let (code, lines) =
+            run_to_exit(common::env(table.arn(), ddb.endpoint(), None, state.path())).await;
+        assert_eq!(code, 1, "{lines:#?}");
+        assert_one_clear_line(&lines, &format!("checkpoint file {}", file.display()));
+        assert_one_clear_line(&lines, "unreadable");
+        assert_eq!(std::fs::read(&file)?, bytes, "the checkpoint file changed");
+        let mut names: Vec<String> = std::fs::read_dir(state.path())?
+            .map(|e| Ok(e?.file_name().to_string_lossy().into_owned()))
+            .collect::<std::io::Result<_>>()?;
+        names.sort();
+        assert_eq!(names, ["checkpoints.json", "lock"]);
+    }
+    Ok(())
+}
+
 #[tokio::test]
 async fn help_lists_every_variable_with_its_default_and_never_a_value() {
     let out = tokio::process::Command::new(common::BINARY)

@@ -61,10 +61,8 @@ impl CheckpointStore for ConfigMapStore {
             .ok_or_else(|| self.io("the ConfigMap does not exist (the controller creates it)"))?;
         let loaded = match map.data.as_ref().and_then(|d| d.get(KEY)) {
             None => Checkpoints::default(),
-            Some(json) => serde_json::from_str(json).map_err(|e| CheckpointError::Corrupt {
-                location: self.location(),
-                message: e.to_string(),
-            })?,
+            Some(json) => serde_json::from_str(json)
+                .map_err(|e| CheckpointError::corrupt(self.location(), &e))?,
         };
         *self.last.lock().unwrap_or_else(|e| e.into_inner()) = Some(map);
         Ok(loaded)

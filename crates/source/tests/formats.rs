@@ -9,86 +9,18 @@
 //! them wrong; and the plain format's numbers must be DynamoDB's digits.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
 
 use aws_sdk_dynamodbstreams::types::{
     AttributeValue, Identity, OperationType, Record, StreamRecord, StreamViewType,
 };
 use aws_smithy_types::{Blob, DateTime};
-use awsdynamodb_source::event::aws::encode_aws;
-use awsdynamodb_source::event::data::encode_record;
-use awsdynamodb_source::event::plain::encode_plain;
 use golden_inputs::{golden_dir, inputs, records_from};
-use jsonschema::Validator;
 use serde_json::Value;
 use serde_json::value::RawValue;
+use support::schemas::{FORMATS, Format, errors};
 
 mod golden_inputs;
-
-const STREAM_ARN: &str =
-    "arn:aws:dynamodb:us-east-1:123456789012:table/orders/stream/2024-01-01T00:00:00.000";
-const TABLE: &str = "orders";
-
-#[derive(Debug, Clone, Copy)]
-enum Format {
-    Triggermesh,
-    Aws,
-    Plain,
-}
-
-const FORMATS: [Format; 3] = [Format::Triggermesh, Format::Aws, Format::Plain];
-
-impl Format {
-    fn name(self) -> &'static str {
-        match self {
-            Format::Triggermesh => "triggermesh",
-            Format::Aws => "aws",
-            Format::Plain => "plain",
-        }
-    }
-
-    fn encode(self, record: &Record) -> Vec<u8> {
-        let mut out = Vec::new();
-        match self {
-            Format::Triggermesh => encode_record(record, &mut out),
-            Format::Aws => encode_aws(record, STREAM_ARN, &mut out),
-            Format::Plain => encode_plain(record, TABLE, &mut out),
-        }
-        out
-    }
-
-    fn schema_path(self) -> PathBuf {
-        // At run time: a build cache shared by two checkouts must not send
-        // this test to the other one's files.
-        Path::new(&std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"))
-            .join("../../schemas")
-            .join(format!(
-                "com.amazon.dynamodb.stream_record.{}.json",
-                self.name()
-            ))
-    }
-
-    fn schema(self) -> Value {
-        let path = self.schema_path();
-        let text = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        serde_json::from_slice(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-    }
-
-    fn validator(self) -> Validator {
-        jsonschema::draft202012::options()
-            // `date-time` is only an annotation unless asked for.
-            .should_validate_formats(true)
-            .build(&self.schema())
-            .unwrap_or_else(|e| panic!("{} schema: {e}", self.name()))
-    }
-}
-
-fn errors(validator: &Validator, doc: &Value) -> Vec<String> {
-    validator
-        .iter_errors(doc)
-        .map(|e| format!("{} at {}", e, e.instance_path()))
-        .collect()
-}
+mod support;
 
 fn s(v: &str) -> AttributeValue {
     AttributeValue::S(v.into())

@@ -76,10 +76,8 @@ impl CheckpointStore for FileStore {
     async fn load(&self) -> Result<Checkpoints, CheckpointError> {
         let path = self.path();
         match tokio::fs::read(&path).await {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| CheckpointError::Corrupt {
-                location: path.display().to_string(),
-                message: e.to_string(),
-            }),
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map_err(|e| CheckpointError::corrupt(path.display().to_string(), &e)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Checkpoints::default()),
             Err(e) => Err(CheckpointError::Io {
                 location: self.location(),

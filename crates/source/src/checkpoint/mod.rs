@@ -69,6 +69,24 @@ pub enum CheckpointError {
     Locked { location: String },
 }
 
+impl CheckpointError {
+    /// `location` holds text that is no checkpoints. serde's message quotes
+    /// parts of that text as they are (`unknown variant `a<LF>b``), so its
+    /// line breaks and other control characters are escaped: the error stays
+    /// one line, as the adapter's fatal log line must be.
+    pub fn corrupt(location: String, error: &serde_json::Error) -> Self {
+        let mut message = String::new();
+        for c in error.to_string().chars() {
+            if c.is_control() {
+                message.extend(c.escape_default());
+            } else {
+                message.push(c);
+            }
+        }
+        CheckpointError::Corrupt { location, message }
+    }
+}
+
 /// Where checkpoints live. Implementations save the whole map atomically: a
 /// crash during `save` leaves the previous or the new map, never a mix.
 #[async_trait]
@@ -106,6 +124,22 @@ mod tests {
                 r#"{"streams":{"s":{"shards":{"a":{"after":"x"}}}}}"#
             )
             .is_err()
+        );
+    }
+
+    #[test]
+    fn a_corrupt_store_is_reported_on_one_line() {
+        // Found by the property tests: serde repeats an unknown variant as
+        // written, line break and all.
+        let text = r#"{"streams":{"s":{"shards":{"a":{"1\n2\u0007":1}}}}}"#;
+        let e = serde_json::from_str::<Checkpoints>(text).unwrap_err();
+        assert!(e.to_string().contains('\n'), "serde's message: {e}");
+        let shown = CheckpointError::corrupt("file:/x".into(), &e).to_string();
+        assert!(!shown.chars().any(char::is_control), "{shown:?}");
+        assert!(shown.contains(r"unknown variant `1\n2\u{7}`"), "{shown}");
+        assert!(
+            shown.starts_with("checkpoint file file:/x is unreadable"),
+            "{shown}"
         );
     }
 }

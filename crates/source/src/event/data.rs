@@ -293,15 +293,20 @@ pub fn format_time(t: &DateTime) -> String {
     let mut secs = t.secs();
     let mut millis = (t.subsec_nanos() + 500) / 1_000_000;
     if millis >= 1000 {
-        secs += 1;
+        // Saturating: the last second of `i64` is out of range either way.
+        secs = secs.saturating_add(1);
         millis -= 1000;
     }
     rfc3339(secs, millis * 1_000_000)
 }
 
 /// RFC 3339 in UTC, fraction only when non-zero, trailing zeros trimmed.
+/// RFC 3339 has four-digit years only: any other year gives Go's zero time.
 pub(crate) fn rfc3339(secs: i64, nanos: u32) -> String {
-    let Ok(dt) = time::OffsetDateTime::from_unix_timestamp(secs) else {
+    let Some(dt) = time::OffsetDateTime::from_unix_timestamp(secs)
+        .ok()
+        .filter(|dt| (0..=9999).contains(&dt.year()))
+    else {
         return String::from("0001-01-01T00:00:00Z");
     };
     let mut s = format!(
@@ -365,5 +370,27 @@ mod tests {
             format_time(&DateTime::from_secs_f64(1_704_067_212.123)),
             "2024-01-01T00:00:12.123Z"
         );
+    }
+
+    #[test]
+    fn times_without_a_four_digit_year_are_gos_zero_time() {
+        // Found by the property tests: year -1 came out as `-001-…`, which
+        // is no RFC 3339, and the last second of i64 rounded up overflowed.
+        let zero = "0001-01-01T00:00:00Z";
+        assert_eq!(format_time(&DateTime::from_secs(-62_167_219_201)), zero);
+        assert_eq!(
+            format_time(&DateTime::from_secs(-62_167_219_200)),
+            "0000-01-01T00:00:00Z"
+        );
+        assert_eq!(
+            format_time(&DateTime::from_secs(253_402_300_799)),
+            "9999-12-31T23:59:59Z"
+        );
+        assert_eq!(format_time(&DateTime::from_secs(253_402_300_800)), zero);
+        assert_eq!(
+            format_time(&DateTime::from_secs_and_nanos(i64::MAX, 999_999_999)),
+            zero
+        );
+        assert_eq!(format_time(&DateTime::from_secs(i64::MIN)), zero);
     }
 }

@@ -89,10 +89,11 @@ fn plain_value(value: &AttributeValue, out: &mut Vec<u8>) {
 ///
 /// DynamoDB accepts forms JSON does not (`+5`, `.5`, `5.`, `007`); those get
 /// the JSON form of the same digits (`5`, `0.5`, `5`, `7`). Text that is no
-/// number at all — which DynamoDB never sends — is kept as a string, so the
-/// output stays valid JSON and nothing is lost.
+/// DynamoDB number — no number at all, or one beyond its range such as
+/// `1e400`, which JSON readers cannot hold — is never sent by DynamoDB and is
+/// kept as a string, so the output stays readable JSON and nothing is lost.
 fn number(out: &mut Vec<u8>, text: &str) {
-    let Some(n) = Number::parse(text) else {
+    let Some(n) = Number::parse(text).filter(Number::in_dynamodb_range) else {
         string(out, text);
         return;
     };
@@ -150,6 +151,37 @@ impl<'a> Number<'a> {
             exp,
         })
     }
+
+    /// Zero, or a magnitude from 1E-130 to 9.99…E+125: DynamoDB's range.
+    fn in_dynamodb_range(&self) -> bool {
+        let int = self.int.trim_start_matches('0');
+        // The power of ten of the first significant digit, exponent aside.
+        let lead = if int.is_empty() {
+            match self.frac.bytes().position(|b| b != b'0') {
+                Some(zeros) => -to_i64(zeros) - 1,
+                None => return true,
+            }
+        } else {
+            to_i64(int.len()) - 1
+        };
+        // `parse` checked the exponent: `e` or `E`, a sign maybe, digits.
+        let power = self.exp.get(1..).unwrap_or_default();
+        let (negative, digits) = match power.strip_prefix('-') {
+            Some(digits) => (true, digits),
+            None => (false, power.trim_start_matches('+')),
+        };
+        let magnitude = digits.bytes().fold(0i64, |n, d| {
+            n.saturating_mul(10)
+                .saturating_add(i64::from(d.saturating_sub(b'0')))
+        });
+        let power = if negative { -magnitude } else { magnitude };
+        (-130..=125).contains(&lead.saturating_add(power))
+    }
+}
+
+/// A length as `i64` (saturating; no text is that long).
+fn to_i64(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
 }
 
 /// The leading ASCII digits of `s`, and the rest.
@@ -326,6 +358,41 @@ mod tests {
                 serde_json::to_string(text).unwrap(),
                 "{text:?}"
             );
+        }
+    }
+
+    #[test]
+    fn numbers_beyond_dynamodbs_range_stay_strings() {
+        // Found by the property tests: `1e310` became a JSON number that
+        // serde_json and Go refuse outright (JavaScript reads Infinity).
+        for text in [
+            "0.1e1000",
+            "1e310",
+            "-1e400",
+            "1E+126",
+            "1e-131",
+            "0.00001e-126",
+            "1e99999999999999999999",
+            "-1e-99999999999999999999",
+        ] {
+            assert_eq!(
+                number_text(text),
+                serde_json::to_string(text).unwrap(),
+                "{text:?}"
+            );
+        }
+        for text in [
+            "1E-130",
+            "-1E-130",
+            "0.0001e-126",
+            "9.9999999999999999999999999999999999999E+125",
+            "0.99e126",
+            "0e99999999999999999999",
+            "000",
+        ] {
+            let got = number_text(text);
+            let parsed: serde_json::Value = serde_json::from_str(&got).unwrap();
+            assert!(parsed.is_number(), "{text} → {got}");
         }
     }
 

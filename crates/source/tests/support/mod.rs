@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod schemas;
+
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
