@@ -14,11 +14,12 @@ async fn every_change_of_both_streams_arrives() -> anyhow::Result<()> {
     let ddb = DynamoDbLocal::shared().await;
     let table = TestTable::create(ddb, KeyShape::Hash, StreamViewType::NewAndOldImages).await?;
     let sink = RecordingSink::start().await?;
-    // Slow deliveries, so the old stream still has unread changes when it is
-    // disabled.
-    sink.set_delay(Some(std::time::Duration::from_millis(100)));
     let (mut adapter, _state) = common::start_adapter(&table, ddb.endpoint(), &sink).await;
     let pid = adapter.pid();
+    // The sink is down until both streams have their changes, so the old
+    // stream still has undelivered changes when it is disabled, however
+    // fast or slow the machine is.
+    sink.set_down(true).await?;
 
     for i in 0..60 {
         table
@@ -36,6 +37,7 @@ async fn every_change_of_both_streams_arrives() -> anyhow::Result<()> {
             .put(items::with_value(items::key(&format!("k{}", i % 6)), i))
             .await?;
     }
+    sink.set_down(false).await?;
     let mut records = table.read_all_records(&old).await?;
     let old_count = records.len();
     records.extend(table.read_all_records(&new).await?);
