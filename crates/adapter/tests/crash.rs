@@ -14,16 +14,17 @@
 
 mod common;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use awsdynamodb_testkit::{
-    AdapterProcess, AttributeValue, DynamoDbLocal, KeyShape, ReceivedEvent, RecordingSink,
-    StreamViewType, TestTable, ThreadedSink, ThreadedSinkOptions, items,
+    AdapterProcess, DynamoDbLocal, KeyShape, Kill, ReceivedEvent, RecordingSink, StreamViewType,
+    TestTable, ThreadedSink, ThreadedSinkOptions,
 };
 use common::{WAIT, assert_all_arrived_in_order, assert_clean_output, spawn_healthy};
 use rand::Rng;
+use tokio_util::sync::CancellationToken;
 
 const ITEMS: usize = 50;
 const WRITES_PER_SECOND: u64 = 80;
@@ -76,16 +77,6 @@ impl Sink for ThreadedSink {
     }
 }
 
-/// One kill, as seen from outside right after the process died.
-struct Kill {
-    /// Events the sink had received (a prefix of its log).
-    received: usize,
-    /// The saved position of the table's one shard, 40 digits.
-    saved: String,
-    /// Distinct events received in the 2 s before the kill.
-    recent: usize,
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_three_times_into_a_well_behaved_sink_resends_a_bounded_few() -> anyhow::Result<()> {
     let sink = RecordingSink::start().await?;
@@ -111,30 +102,17 @@ async fn kill_three_times_while_writing(sink: &impl Sink) -> anyhow::Result<()> 
     );
     let state = tempfile::tempdir()?;
     let mut env = common::env(table.arn(), ddb.endpoint(), Some(&sink.url()), state.path());
-    common::set(&mut env, "EXTENSIONS", "sequence");
+    common::set(&mut env, "EXTENSIONS", "sequence,dynamodbshard");
     common::set(&mut env, "MAX_IN_FLIGHT", &MAX_IN_FLIGHT.to_string());
     let mut adapter = spawn_healthy(env.clone()).await;
 
     let started = tokio::time::Instant::now();
-    let writer = tokio::spawn({
-        let table = table.clone();
-        async move {
-            let mut pace =
-                tokio::time::interval(Duration::from_micros(1_000_000 / WRITES_PER_SECOND));
-            for i in 0..CHANGES {
-                pace.tick().await;
-                let key = table.key(&format!("item-{}", i % ITEMS), Some((i % ITEMS) as i64));
-                if i < ITEMS {
-                    table.put(items::every_type(key)).await?;
-                } else {
-                    table
-                        .update_set(key, &[("v", AttributeValue::N(i.to_string()))])
-                        .await?;
-                }
-            }
-            anyhow::Ok(())
-        }
-    });
+    let writer = tokio::spawn(table.clone().write_round_robin(
+        ITEMS,
+        WRITES_PER_SECOND,
+        CHANGES,
+        CancellationToken::new(),
+    ));
 
     let mut kills = Vec::new();
     for k in 1..=3u32 {
@@ -147,31 +125,19 @@ async fn kill_three_times_while_writing(sink: &impl Sink) -> anyhow::Result<()> 
         let status = adapter.wait_exit(WAIT).await?;
         assert!(!status.success(), "killed");
         assert_clean_output(&adapter);
-        let events = sink.events();
-        let recent: HashSet<&str> = events
-            .iter()
-            .filter(|e| killed_at.duration_since(e.received_at) <= Duration::from_secs(2))
-            .map(|e| e.id.as_str())
-            .collect();
-        kills.push(Kill {
-            received: events.len(),
-            saved: saved_position(state.path()),
-            recent: recent.len(),
-        });
+        let kill = Kill::observe(&sink.events(), state.path(), killed_at)?;
+        assert!(kill.saved.len() <= 1, "one shard: {:?}", kill.saved);
+        kills.push(kill);
         // At once, not waiting for health: the next kill may come early.
         adapter = AdapterProcess::spawn(common::BINARY, env.clone())?;
     }
-    writer.await??;
+    let (_, write_rate) = writer.await??;
     adapter.wait_healthy(WAIT).await?;
 
     let stream = table.latest_stream_arn().await?.unwrap();
     let records = table.read_all_records(&stream).await?;
     assert_eq!(records.len(), CHANGES);
     let ids: HashSet<String> = records.iter().map(common::event_id).collect();
-    let sequence_of: HashMap<String, String> = records
-        .iter()
-        .map(|r| (common::event_id(r), pad(common::record_sequence(r))))
-        .collect();
     let received = sink
         .wait_for(
             |events| {
@@ -185,23 +151,11 @@ async fn kill_three_times_while_writing(sink: &impl Sink) -> anyhow::Result<()> 
 
     let mut report = Vec::new();
     for kill in &kills {
-        let before: HashSet<&str> = received[..kill.received]
-            .iter()
-            .map(|e| e.id.as_str())
-            .collect();
-        let resent: HashSet<&str> = received[kill.received..]
-            .iter()
-            .map(|e| e.id.as_str())
-            .filter(|id| before.contains(id))
-            .collect();
-        let beyond_saved: HashSet<&str> = before
-            .iter()
-            .copied()
-            .filter(|id| sequence_of[*id] > kill.saved)
-            .collect();
+        let resent = kill.resent(&received);
+        let beyond_saved = kill.beyond_saved(&received);
         assert_eq!(
             resent, beyond_saved,
-            "exactly the events sent after the saved position {} are sent again",
+            "exactly the events sent after the saved position {:?} are sent again",
             kill.saved
         );
         let bound = kill.recent + MAX_IN_FLIGHT;
@@ -220,32 +174,9 @@ async fn kill_three_times_while_writing(sink: &impl Sink) -> anyhow::Result<()> 
         report.push((resent.len(), bound));
     }
     eprintln!(
-        "per crash, events sent again and their bound: {report:?}; duplicates in all: {duplicates}"
+        "{write_rate:.0} writes/s; per crash, events sent again and their bound: {report:?}; \
+         duplicates in all: {duplicates}"
     );
     common::stop(&mut adapter).await;
     Ok(())
-}
-
-/// The saved position of the table's one shard, zero-padded to 40 digits
-/// (so that text order is stream order); zeros when none is saved yet.
-fn saved_position(state: &std::path::Path) -> String {
-    let Ok(bytes) = std::fs::read(state.join("checkpoints.json")) else {
-        return pad("0");
-    };
-    // Whenever the kill came, the file is whole.
-    let json: serde_json::Value =
-        serde_json::from_slice(&bytes).expect("the checkpoint file is never torn");
-    let positions: Vec<&str> = json["streams"]
-        .as_object()
-        .into_iter()
-        .flat_map(|streams| streams.values())
-        .flat_map(|stream| stream["shards"].as_object().into_iter().flatten())
-        .filter_map(|(_, position)| position["after"].as_str())
-        .collect();
-    assert!(positions.len() <= 1, "one shard: {json}");
-    pad(positions.first().copied().unwrap_or("0"))
-}
-
-fn pad(sequence: &str) -> String {
-    format!("{sequence:0>40}")
 }

@@ -32,8 +32,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use awsdynamodb_testkit::{
-    AdapterProcess, AttributeValue, Fault, FaultProxy, KeyShape, Op, RecordingSink, StreamViewType,
-    TestTable, free_port, items,
+    AdapterProcess, Fault, FaultProxy, KeyShape, Kill, Op, RecordingSink, StreamViewType,
+    TestTable, free_port,
 };
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
@@ -57,16 +57,10 @@ fn minutes(var: &str, default: u64) -> Duration {
     Duration::from_secs_f64(m * 60.0)
 }
 
-/// One kill, seen from outside right after the process died.
-struct Kill {
+/// One kill, and the shards being read when it came.
+struct Crash {
     at: Duration,
-    /// Events the sink had received (a prefix of its log).
-    received: usize,
-    /// Saved positions by shard: a 40-digit sequence, or "finished".
-    saved: HashMap<String, String>,
-    /// Distinct events received in the 2 s before the kill.
-    recent: usize,
-    /// Shards read, as `/metrics` said last.
+    kill: Kill,
     shards: usize,
 }
 
@@ -142,10 +136,10 @@ pub async fn run(adapter_bin: &Path) -> Result<bool> {
     let total = kill_phase + steady_phase;
 
     let stop = CancellationToken::new();
-    let writer = tokio::spawn(write_steadily(
-        table.clone(),
+    let writer = tokio::spawn(table.clone().write_round_robin(
+        ITEMS,
         rate,
-        started + total,
+        (rate * total.as_secs()) as usize,
         stop.clone(),
     ));
     let samples = Arc::new(Mutex::new(Samples::default()));
@@ -174,25 +168,18 @@ pub async fn run(adapter_bin: &Path) -> Result<bool> {
         adapter.kill9()?;
         let killed_at = Instant::now();
         adapter.wait_exit(Duration::from_secs(30)).await?;
-        let events = sink.events();
-        let recent: HashSet<&str> = events
-            .iter()
-            .filter(|e| killed_at.duration_since(e.received_at) <= Duration::from_secs(2))
-            .map(|e| e.id.as_str())
-            .collect();
-        kills.push(Kill {
-            at: killed_at - started,
-            received: events.len(),
-            saved: saved_positions(state.path())?,
-            recent: recent.len(),
-            shards: shards.max(1),
-        });
+        let kill = Kill::observe(&sink.events(), state.path(), killed_at)?;
         eprintln!(
             "soak: kill {} at {:?}, {} events received",
-            kills.len(),
+            kills.len() + 1,
             killed_at - started,
-            events.len()
+            kill.received
         );
+        kills.push(Crash {
+            at: killed_at - started,
+            kill,
+            shards: shards.max(1),
+        });
         adapter = AdapterProcess::spawn(adapter_bin, env.clone())?;
         next_kill += KILL_EVERY;
     }
@@ -207,7 +194,7 @@ pub async fn run(adapter_bin: &Path) -> Result<bool> {
         tick.tick().await;
         rss.push((started.elapsed(), vm_rss(pid)?));
     }
-    writer.await??;
+    let (writes, write_rate) = writer.await??;
     stop.cancel();
     faults.await??;
     proxy.clear_faults();
@@ -244,7 +231,8 @@ pub async fn run(adapter_bin: &Path) -> Result<bool> {
         &worst.lock().unwrap(),
         &final_metrics,
     );
-    print_report(&report, total, rate, records.len(), received.len());
+    eprintln!("soak: {writes} writes, {write_rate:.1} a second");
+    print_report(&report, total, write_rate, records.len(), received.len());
     let out = adapter_bin
         .parent()
         .unwrap_or(adapter_bin)
@@ -264,29 +252,6 @@ fn rand_below(n: u64) -> u64 {
         .map(|d| d.subsec_nanos() as u64)
         .unwrap_or(0);
     nanos % n.max(1)
-}
-
-async fn write_steadily(
-    table: Arc<TestTable>,
-    rate: u64,
-    until: Instant,
-    stop: CancellationToken,
-) -> Result<()> {
-    let mut pace = tokio::time::interval(Duration::from_micros(1_000_000 / rate.max(1)));
-    let mut i = 0usize;
-    while Instant::now() < until && !stop.is_cancelled() {
-        pace.tick().await;
-        let key = items::key(&format!("item-{}", i % ITEMS));
-        if i < ITEMS {
-            table.put(items::every_type(key)).await?;
-        } else {
-            table
-                .update_set(key, &[("v", AttributeValue::N(i.to_string()))])
-                .await?;
-        }
-        i += 1;
-    }
-    Ok(())
 }
 
 /// Roll-overs and a split, GetRecords and GetShardIterator faults that
@@ -378,34 +343,6 @@ async fn sample_metrics(
     }
 }
 
-/// Every shard's saved position in the checkpoint file: 40 digits, or
-/// "finished".
-fn saved_positions(state: &Path) -> Result<HashMap<String, String>> {
-    let Ok(bytes) = std::fs::read(state.join("checkpoints.json")) else {
-        return Ok(HashMap::new());
-    };
-    let json: serde_json::Value =
-        serde_json::from_slice(&bytes).context("the checkpoint file is whole")?;
-    let mut saved = HashMap::new();
-    for stream in json["streams"]
-        .as_object()
-        .into_iter()
-        .flat_map(|s| s.values())
-    {
-        for (shard, position) in stream["shards"].as_object().into_iter().flatten() {
-            let value = match position {
-                serde_json::Value::String(s) if s == "finished" => "finished".to_owned(),
-                p => match p["after"].as_str() {
-                    Some(seq) => format!("{seq:0>40}"),
-                    None => continue,
-                },
-            };
-            saved.insert(shard.clone(), value);
-        }
-    }
-    Ok(saved)
-}
-
 fn vm_rss(pid: u32) -> Result<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     let kb: u64 = status
@@ -424,7 +361,7 @@ fn median(mut v: Vec<u64>) -> u64 {
 fn check(
     records: &[aws_sdk_dynamodbstreams::types::Record],
     received: &[awsdynamodb_testkit::ReceivedEvent],
-    kills: &[Kill],
+    kills: &[Crash],
     rss: &[(Duration, u64)],
     kill_phase: Duration,
     worst: &Samples,
@@ -458,32 +395,18 @@ fn check(
     // Per crash: re-sent events, and the bound.
     let mut crashes = Vec::new();
     let mut within = true;
-    for kill in kills {
-        let before = &received[..kill.received];
-        let before_ids: HashSet<&str> = before.iter().map(|e| e.id.as_str()).collect();
-        let resent: HashSet<&str> = received[kill.received..]
-            .iter()
-            .map(|e| e.id.as_str())
-            .filter(|id| before_ids.contains(id))
-            .collect();
-        let beyond: HashSet<&str> = before
-            .iter()
-            .filter(|e| match kill.saved.get(&extension(e, "dynamodbshard")) {
-                Some(saved) if saved == "finished" => false,
-                Some(saved) => extension(e, "sequence") > *saved,
-                None => true,
-            })
-            .map(|e| e.id.as_str())
-            .collect();
-        let bound = kill.recent + MAX_IN_FLIGHT * kill.shards;
+    for crash in kills {
+        let (kill, resent) = (&crash.kill, crash.kill.resent(received));
+        let beyond = kill.beyond_saved(received);
+        let bound = kill.recent + MAX_IN_FLIGHT * crash.shards;
         let ok = resent == beyond && resent.len() <= bound;
         within &= ok;
         crashes.push(json!({
-            "at_seconds": kill.at.as_secs(),
+            "at_seconds": crash.at.as_secs(),
             "resent": resent.len(),
             "beyond_saved": beyond.len(),
             "bound": bound,
-            "shards": kill.shards,
+            "shards": crash.shards,
             "ok": ok,
         }));
     }
@@ -549,7 +472,7 @@ fn check(
     })
 }
 
-fn print_report(r: &serde_json::Value, total: Duration, rate: u64, changes: usize, events: usize) {
+fn print_report(r: &serde_json::Value, total: Duration, rate: f64, changes: usize, events: usize) {
     let m = &r["machine"];
     println!(
         "\nadapter soak: {} CPUs ({}), {} GiB, kernel {}, {}\n",
@@ -561,7 +484,7 @@ fn print_report(r: &serde_json::Value, total: Duration, rate: u64, changes: usiz
     );
     println!("| measure | result |\n|---|---|");
     println!(
-        "| run | {:.1} min, {rate} writes/s, {changes} changes, {events} events received |",
+        "| run | {:.1} min, {rate:.1} writes/s, {changes} changes, {events} events received |",
         total.as_secs_f64() / 60.0
     );
     println!("| lost | {} |", r["lost"]);

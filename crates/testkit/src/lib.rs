@@ -14,6 +14,8 @@
 //!   whose accept queue overflows when a client opens many connections at once, and a
 //!   [`FullListener`] whose accept queue is full (connects to it hang).
 //! - [`AdapterProcess`], [`free_port`] (module `process`): the adapter binary as a child.
+//! - [`Kill`] (module `replay`): what a `kill -9` makes the adapter send again, measured from
+//!   the sink's log and the checkpoint file.
 //! - [`dynamodb_client`], [`streams_client`] (module `clients`): SDK clients for tests.
 //!
 //! DynamoDB Local: each test process starts its own JVM on first use (about 3 s), unless
@@ -32,6 +34,7 @@ mod clients;
 mod local;
 mod process;
 mod proxy;
+mod replay;
 mod server;
 mod sink;
 mod table;
@@ -42,6 +45,7 @@ pub use clients::{REGION, Retries, dynamodb_client, streams_client};
 pub use local::{DynamoDbLocal, script_path};
 pub use process::{AdapterProcess, free_port};
 pub use proxy::{Fault, FaultProxy, Op, SplitInfo};
+pub use replay::{Kill, Saved, saved_positions};
 pub use sink::{ReceivedEvent, RecordingSink};
 pub use table::{
     AttributeValue, Item, KeyShape, ShardRead, StreamViewType, TestTable, describe_all_shards,

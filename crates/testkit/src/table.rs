@@ -188,6 +188,52 @@ impl TestTable {
         Ok(())
     }
 
+    /// Changes `item_count` items round-robin at `rate` writes a second, `changes` writes in all,
+    /// or fewer if `stop` fires first: the first write of item `n` (`pk` `item-n`, `sk` `n`)
+    /// puts it with every attribute type, later ones set `v` to the write's index. Writes to
+    /// different items overlap, so the rate holds whatever one write takes; each item's writes
+    /// stay in order. Returns the writes made and their rate per second.
+    pub async fn write_round_robin(
+        self: std::sync::Arc<Self>,
+        item_count: usize,
+        rate: u64,
+        changes: usize,
+        stop: tokio_util::sync::CancellationToken,
+    ) -> Result<(usize, f64)> {
+        let started = tokio::time::Instant::now();
+        let mut pace = tokio::time::interval(Duration::from_micros(1_000_000 / rate.max(1)));
+        let mut last_of_item: Vec<Option<tokio::task::JoinHandle<Result<()>>>> =
+            (0..item_count).map(|_| None).collect();
+        let mut made = 0;
+        for i in 0..changes {
+            tokio::select! {
+                _ = pace.tick() => {}
+                _ = stop.cancelled() => break,
+            }
+            let n = i % item_count;
+            let previous = last_of_item[n].take();
+            let table = self.clone();
+            last_of_item[n] = Some(tokio::spawn(async move {
+                if let Some(previous) = previous {
+                    previous.await??;
+                }
+                let key = table.key(&format!("item-{n}"), Some(n as i64));
+                if i < item_count {
+                    table.put(items::every_type(key)).await
+                } else {
+                    table
+                        .update_set(key, &[("v", AttributeValue::N(i.to_string()))])
+                        .await
+                }
+            }));
+            made += 1;
+        }
+        for write in last_of_item.into_iter().flatten() {
+            write.await??;
+        }
+        Ok((made, made as f64 / started.elapsed().as_secs_f64()))
+    }
+
     /// UpdateItem with `SET #n0 = :v0, #n1 = :v1, ...` for each `(attribute, value)`.
     pub async fn update_set(&self, key: Item, sets: &[(&str, AttributeValue)]) -> Result<()> {
         if sets.is_empty() {

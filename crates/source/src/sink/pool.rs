@@ -95,9 +95,6 @@ impl Pool {
     /// A connection: an idle one, else a new one when it is this request's
     /// turn to open one (an idle one coming back first is taken instead).
     pub(super) async fn connection(&self) -> Result<Connection<'_>, ConnectError> {
-        if let Some(sender) = self.take_idle() {
-            return Ok(Connection::Idle(sender));
-        }
         loop {
             let returned = self.returned.notified();
             tokio::pin!(returned);
