@@ -95,7 +95,12 @@ async fn kill_9_three_times_into_a_sink_with_a_small_accept_queue_resends_a_boun
     kill_three_times_while_writing(&sink).await
 }
 
+/// The scenarios run one at a time, so that each gets DynamoDB Local's
+/// writes at the scenario's rate.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 async fn kill_three_times_while_writing(sink: &impl Sink) -> anyhow::Result<()> {
+    let _turn = ONE_AT_A_TIME.lock().await;
     let ddb = DynamoDbLocal::shared().await;
     let table = Arc::new(
         TestTable::create(ddb, KeyShape::HashRange, StreamViewType::NewAndOldImages).await?,
