@@ -63,8 +63,10 @@ pub struct AWSDynamoDBSourceSpec {
     #[schemars(schema_with = "schema::duration")]
     pub poll_interval: Option<String>,
 
-    /// Events being delivered at once per shard (default 64). Not in the
-    /// original CRD.
+    /// Per shard, events sent and not yet behind its checkpoint (default
+    /// 64): at most this many are in flight, and delivery never runs further
+    /// ahead of the shard's oldest undelivered event. Not in the original
+    /// CRD.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 10000))]
     pub max_in_flight: Option<u32>,
