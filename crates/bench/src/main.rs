@@ -25,7 +25,7 @@
 //! phases; `BENCH_ENV="K=V ..."` adds adapter settings.
 //!
 //! `cargo run --release -p bench -- soak` runs the soak instead (see
-//! `soak.rs`): at least 12 minutes of writes and faults with kills, checked.
+//! `soak.rs`): 14 minutes of writes and faults, with kills, checked.
 
 mod sink;
 mod soak;
