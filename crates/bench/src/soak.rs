@@ -498,13 +498,18 @@ fn print_report(r: &serde_json::Value, total: Duration, rate: f64, changes: usiz
     println!("| duplicates in all | {} |", r["duplicates"]);
     for (i, c) in r["crashes"].as_array().into_iter().flatten().enumerate() {
         println!(
-            "| crash {} at {} s | {} sent again (= {} beyond the saved positions), bound {} ({} shards){} |",
+            "| crash {} at {} s | {} sent again (= {} beyond the saved positions), bound {} ({} shard{} read){} |",
             i + 1,
             c["at_seconds"],
             c["resent"],
             c["beyond_saved"],
             c["bound"],
             c["shards"],
+            if c["shards"].as_u64() == Some(1) {
+                ""
+            } else {
+                "s"
+            },
             if c["ok"].as_bool() == Some(true) {
                 ""
             } else {
@@ -527,7 +532,7 @@ fn print_report(r: &serde_json::Value, total: Duration, rate: f64, changes: usiz
         rss["samples"]
     );
     println!(
-        "| AWS errors in the last run | {} |",
+        "| AWS errors past the SDK's own retries, last process | {} |",
         r["aws_errors_in_the_last_run"]
     );
     println!(
