@@ -18,11 +18,11 @@ use tracing::{info, warn};
 
 use crate::config::{BrokerConfig, ConfigError};
 use crate::delivery::http_client;
-use crate::event::CloudEvent;
 use crate::event_log::EventLog;
 use crate::state_file::{self, StateFileError};
 use crate::status::{BrokerStatus, Counters};
 use crate::triggers::Triggers;
+use awsdynamodbsource_cloudevents::CloudEvent;
 
 /// How many events a watcher may fall behind before it gets `{"watchLagged": N}`.
 const WATCH_BUFFER: usize = 1024;

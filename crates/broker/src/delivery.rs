@@ -9,23 +9,19 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD as BASE64;
+use awsdynamodbsource_cloudevents::http::{binary_headers, retry_after};
+use awsdynamodbsource_cloudevents::knative::{ERROR_DATA_LIMIT, dead_letter, retryable_status};
 use bytes::Bytes;
 use tracing::{debug, error, info, warn};
 
 use crate::config::Trigger;
-use crate::event::CloudEvent;
 use crate::event_log::EventLog;
-use crate::http_binding::binary_headers;
-use crate::retry::{RetryPolicy, parse_retry_after, retryable_status};
+use crate::retry::RetryPolicy;
 use crate::status::TriggerCounters;
+use awsdynamodbsource_cloudevents::CloudEvent;
 
 /// How long one attempt (connect, send, answer) may take.
 pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// At most this much of a failed answer's body goes into `knativeerrordata`.
-const ERROR_DATA_LIMIT: usize = 1024;
 
 /// The HTTP client every delivery task shares: no redirects (a POST must not turn into a
 /// GET), no proxies (targets are local), [`ATTEMPT_TIMEOUT`] per attempt.
@@ -100,7 +96,7 @@ impl DeliveryTask {
             if self.trigger.filters.iter().all(|f| f.matches(&attribute)) {
                 self.deliver(event, retry).await;
             } else {
-                debug!(trigger = %self.name, id = event.id(), "filtered out");
+                debug!(trigger = %self.name, id = event.id.as_str(), "filtered out");
             }
             position = entry.seq + 1;
             self.log.advance(&self.name, position);
@@ -116,9 +112,9 @@ impl DeliveryTask {
                 Ok(()) => {
                     self.counters.delivered();
                     if retries_done > 0 {
-                        info!(trigger = %self.name, id = event.id(), retries = retries_done, "delivered after retries");
+                        info!(trigger = %self.name, id = event.id.as_str(), retries = retries_done, "delivered after retries");
                     } else {
-                        debug!(trigger = %self.name, id = event.id(), "delivered");
+                        debug!(trigger = %self.name, id = event.id.as_str(), "delivered");
                     }
                     return;
                 }
@@ -129,9 +125,9 @@ impl DeliveryTask {
             if failure.retryable() && retry.may_retry(retries_done) {
                 let wait = retry.wait(retries_done, failure.retry_after());
                 if retries_done == 0 {
-                    warn!(trigger = %self.name, id = event.id(), "{reason}; retrying");
+                    warn!(trigger = %self.name, id = event.id.as_str(), "{reason}; retrying");
                 } else {
-                    debug!(trigger = %self.name, id = event.id(), retry = retries_done, ?wait, "{reason}; retrying");
+                    debug!(trigger = %self.name, id = event.id.as_str(), retry = retries_done, ?wait, "{reason}; retrying");
                 }
                 tokio::time::sleep(wait).await;
                 retries_done += 1;
@@ -154,7 +150,7 @@ impl DeliveryTask {
                         .await;
                 }
                 None => {
-                    error!(trigger = %self.name, id = event.id(), "dropping event: {why}; no dead-letter URL");
+                    error!(trigger = %self.name, id = event.id.as_str(), "dropping event: {why}; no dead-letter URL");
                     self.counters.dropped();
                 }
             }
@@ -173,14 +169,12 @@ impl DeliveryTask {
         why: &str,
         retry: RetryPolicy,
     ) {
-        let mut dead = event.with_extension("knativeerrordest", self.trigger.target.url.clone());
-        if let Failure::Status { code, body, .. } = failure {
-            dead = dead.with_extension("knativeerrorcode", code.to_string());
-            if !body.is_empty() {
-                dead = dead.with_extension("knativeerrordata", BASE64.encode(body));
-            }
-        }
-        warn!(trigger = %self.name, id = event.id(), "{why}; sending it to the dead-letter URL {dead_letter_url}");
+        let answer = match failure {
+            Failure::Status { code, body, .. } => Some((*code, &body[..])),
+            Failure::Transport(_) => None,
+        };
+        let dead = dead_letter(event, &self.trigger.target.url, answer);
+        warn!(trigger = %self.name, id = event.id.as_str(), "{why}; sending it to the dead-letter URL {dead_letter_url}");
         let mut attempt = 0u32;
         loop {
             match post(&self.client, dead_letter_url, &dead).await {
@@ -190,14 +184,14 @@ impl DeliveryTask {
                 }
                 Err(dl_failure) if dl_failure.retryable() => {
                     let reason = format!("dead letter: {}", dl_failure.describe(dead_letter_url));
-                    debug!(trigger = %self.name, id = event.id(), "{reason}; retrying");
+                    debug!(trigger = %self.name, id = event.id.as_str(), "{reason}; retrying");
                     self.counters.set_last_error(Some(reason));
                     tokio::time::sleep(retry.wait(attempt, dl_failure.retry_after())).await;
                     attempt = attempt.saturating_add(1);
                 }
                 Err(dl_failure) => {
                     let reason = format!("dead letter: {}", dl_failure.describe(dead_letter_url));
-                    error!(trigger = %self.name, id = event.id(), "dropping event: {why}; {reason}");
+                    error!(trigger = %self.name, id = event.id.as_str(), "dropping event: {why}; {reason}");
                     self.counters.set_last_error(Some(reason));
                     self.counters.dropped();
                     return;
@@ -212,7 +206,7 @@ async fn post(client: &reqwest::Client, url: &str, event: &CloudEvent) -> Result
     let response = client
         .post(url)
         .headers(binary_headers(event))
-        .body(event.data().cloned().unwrap_or_default())
+        .body(event.data.clone().unwrap_or_default())
         .send()
         .await
         .map_err(|e| Failure::Transport(error_chain(&e)))?;
@@ -223,8 +217,7 @@ async fn post(client: &reqwest::Client, url: &str, event: &CloudEvent) -> Result
     let retry_after = response
         .headers()
         .get(http::header::RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(parse_retry_after);
+        .and_then(retry_after);
     Err(Failure::Status {
         code,
         retry_after,
@@ -258,4 +251,28 @@ fn error_chain(error: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(code: u16) -> Failure {
+        Failure::Status {
+            code,
+            retry_after: None,
+            body: Bytes::new(),
+        }
+    }
+
+    #[test]
+    fn knatives_retry_rule_408_included() {
+        for code in [404, 408, 409, 429, 500, 503, 599] {
+            assert!(status(code).retryable(), "{code}");
+        }
+        for code in [300, 400, 401, 403, 413, 422] {
+            assert!(!status(code).retryable(), "{code}");
+        }
+        assert!(Failure::Transport("connection refused".into()).retryable());
+    }
 }

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::watch;
 
-use crate::event::CloudEvent;
+use awsdynamodbsource_cloudevents::CloudEvent;
 
 /// One held event.
 #[derive(Clone, Debug)]
@@ -243,7 +243,7 @@ mod tests {
     use std::time::Duration;
 
     fn event(id: &str) -> Arc<CloudEvent> {
-        crate::event::test_event(id, None)
+        crate::test_event(id, None)
     }
 
     #[test]
@@ -307,7 +307,7 @@ mod tests {
             .await
             .unwrap()
             .unwrap();
-        assert_eq!((entry.seq, entry.event.id()), (0, "first"));
+        assert_eq!((entry.seq, entry.event.id.as_str()), (0, "first"));
 
         let drained = tokio::spawn({
             let log = log.clone();

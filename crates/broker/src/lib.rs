@@ -9,15 +9,15 @@
 //!
 //! - [`config`]: the YAML config file types (tmctl writes them), filters, validation.
 //! - [`Broker`], [`BrokerOptions`]: start, reload, status, shutdown.
-//! - [`CloudEvent`] and [`http_binding`]: events and the CloudEvents HTTP binding.
+//!
+//! Events, their JSON format, the HTTP binding and Knative's retry rule come from the
+//! `awsdynamodbsource-cloudevents` crate, which the adapter uses too.
 //! - [`BrokerStatus`]: what `GET /-/status` answers.
 
 mod broker;
 pub mod config;
 mod delivery;
-mod event;
 mod event_log;
-pub mod http_binding;
 mod retry;
 mod server;
 mod state_file;
@@ -26,8 +26,22 @@ mod triggers;
 
 pub use broker::{Broker, BrokerOptions, ShutdownReport, StartError};
 pub use delivery::ATTEMPT_TIMEOUT;
-pub use event::{CloudEvent, EventError, is_json_content_type};
 pub use retry::MAX_BACKOFF;
 pub use server::MAX_EVENT_BYTES;
 pub use state_file::StateFileError;
 pub use status::{BrokerStatus, TriggerStatus};
+
+/// An event with only the required attributes, for tests of the stages after ingest.
+#[cfg(test)]
+pub(crate) fn test_event(
+    id: &str,
+    data: Option<bytes::Bytes>,
+) -> std::sync::Arc<awsdynamodbsource_cloudevents::CloudEvent> {
+    std::sync::Arc::new(awsdynamodbsource_cloudevents::CloudEvent {
+        id: id.into(),
+        source: "s".into(),
+        event_type: "t".into(),
+        data,
+        ..Default::default()
+    })
+}

@@ -1,8 +1,8 @@
 //! When a failed delivery is retried and how long to wait first.
 //!
-//! Owns the retryable statuses (404, 409, 429, 5xx and transport errors), the backoff
-//! schedule (exponential or linear, capped at 30 s) and `Retry-After`. It never sleeps or
-//! sends anything itself.
+//! Owns a trigger's backoff schedule (exponential or linear, capped at 30 s) and how
+//! `Retry-After` lengthens it. Which failures are retried is Knative's rule, in
+//! `awsdynamodbsource_cloudevents::knative`. It never sleeps or sends anything itself.
 
 use std::time::Duration;
 
@@ -50,16 +50,6 @@ impl RetryPolicy {
     }
 }
 
-/// Statuses worth another attempt (Knative's choice): 404, 409, 429 and every 5xx.
-pub(crate) fn retryable_status(status: u16) -> bool {
-    matches!(status, 404 | 409 | 429) || (500..600).contains(&status)
-}
-
-/// `Retry-After` in whole seconds (the HTTP-date form is ignored).
-pub(crate) fn parse_retry_after(value: &str) -> Option<Duration> {
-    value.trim().parse::<u64>().ok().map(Duration::from_secs)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -101,8 +91,6 @@ mod tests {
             exp.wait(3, Some(Duration::from_secs(1))),
             Duration::from_millis(1600)
         );
-        assert_eq!(parse_retry_after(" 7 "), Some(Duration::from_secs(7)));
-        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), None);
     }
 
     #[test]
@@ -119,12 +107,6 @@ mod tests {
             ..three
         };
         assert!(!zero.may_retry(0));
-        for s in [404, 409, 429, 500, 502, 503, 599] {
-            assert!(retryable_status(s), "{s}");
-        }
-        for s in [300, 400, 401, 403, 408, 413, 422] {
-            assert!(!retryable_status(s), "{s}");
-        }
         let defaults = RetryPolicy::from_options(None);
         assert_eq!(
             defaults,

@@ -21,9 +21,9 @@ use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
 use crate::broker::Shared;
-use crate::event::CloudEvent;
 use crate::event_log::AppendError;
-use crate::http_binding::event_from_request;
+use awsdynamodbsource_cloudevents::CloudEvent;
+use awsdynamodbsource_cloudevents::http::event_from_request;
 
 /// Larger ingest bodies are answered 413.
 pub const MAX_EVENT_BYTES: usize = 8 * 1024 * 1024;
@@ -73,7 +73,7 @@ async fn ingest(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Byt
     };
     match shared.log.append(event.clone()) {
         Ok(seq) => {
-            debug!(id = event.id(), seq, "ingested");
+            debug!(id = event.id.as_str(), seq, "ingested");
             // No watcher is fine; a slow one lags, it never blocks this.
             let _ = shared.watchers.send(event);
             StatusCode::OK.into_response()
@@ -146,7 +146,7 @@ mod tests {
     use futures_util::StreamExt;
 
     fn event(id: &str) -> Arc<CloudEvent> {
-        crate::event::test_event(id, Some(Bytes::from_static(b"{\"k\":1}")))
+        crate::test_event(id, Some(Bytes::from_static(b"{\"k\":1}")))
     }
 
     async fn next_line(

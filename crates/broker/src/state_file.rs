@@ -13,8 +13,8 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use crate::event::CloudEvent;
 use crate::event_log::{Entry, Snapshot};
+use awsdynamodbsource_cloudevents::CloudEvent;
 
 const VERSION: u32 = 1;
 
@@ -70,11 +70,12 @@ pub(crate) fn save(path: &Path, snapshot: &Snapshot) -> Result<(), StateFileErro
         .entries
         .iter()
         .map(|e| {
-            RawValue::from_string(e.event.to_structured_exact())
-                .map(|event| StoredEntry { seq: e.seq, event })
-                .map_err(|e| std::io::Error::other(e.to_string()))
+            let text =
+                String::from_utf8(e.event.to_structured_json()).map_err(std::io::Error::other)?;
+            let event = RawValue::from_string(text).map_err(std::io::Error::other)?;
+            Ok(StoredEntry { seq: e.seq, event })
         })
-        .collect::<Result<Vec<_>, _>>()
+        .collect::<Result<Vec<_>, std::io::Error>>()
         .map_err(io("encode events"))?;
     let document = Document {
         version: VERSION,
@@ -189,7 +190,9 @@ mod tests {
         .collect();
         Entry {
             seq,
-            event: Arc::new(CloudEvent::new(attrs, Some(Bytes::from_static(data))).unwrap()),
+            event: Arc::new(
+                CloudEvent::from_attributes(attrs, Some(Bytes::from_static(data))).unwrap(),
+            ),
         }
     }
 

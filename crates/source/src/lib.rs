@@ -9,7 +9,8 @@
 //!   → shard (one reader per shard: pages, iterators, errors)
 //!     → record (sequence number, item identity)
 //!       → event (the CloudEvent and its data bytes)
-//!         → sink (HTTP binary mode or stdout; Knative's retry rules)
+//!         → sink (HTTP or stdout, retries; the encoding and the retry rule are
+//!           `awsdynamodbsource_cloudevents`'s)
 //!           → checkpoint (ordered finalizer, atomic store)
 //! ```
 //!

@@ -136,7 +136,8 @@ fn changes(events: &[CloudEvent]) -> Vec<(String, u32)> {
     events
         .iter()
         .map(|e| {
-            let v: serde_json::Value = serde_json::from_slice(&e.data).unwrap();
+            let v: serde_json::Value =
+                serde_json::from_slice(e.data.as_deref().unwrap_or_default()).unwrap();
             let img = &v["Dynamodb"]["NewImage"];
             (
                 img["pk"]["S"].as_str().unwrap().to_owned(),

@@ -9,6 +9,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 
+use awsdynamodbsource_cloudevents::valid_attribute_name;
+
 use super::ConfigError;
 
 /// One filter expression. Serialized externally tagged in lower case, e.g.
@@ -196,14 +198,6 @@ impl<'de> Deserialize<'de> for Filter {
         filter.validate().map_err(serde::de::Error::custom)?;
         Ok(filter)
     }
-}
-
-/// CloudEvents attribute names: lower-case ASCII letters and digits.
-pub(crate) fn valid_attribute_name(name: &str) -> bool {
-    !name.is_empty()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
 }
 
 fn describe(value: &Value) -> String {

@@ -17,7 +17,7 @@ use serde_json::Value;
 
 pub use duration::parse_iso8601_duration;
 pub use filter::Filter;
-pub(crate) use filter::{one_line, valid_attribute_name};
+pub(crate) use filter::one_line;
 
 /// The default `backoffDelay`.
 pub const DEFAULT_BACKOFF_DELAY: Duration = Duration::from_millis(200);

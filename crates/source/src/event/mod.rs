@@ -9,9 +9,11 @@ mod options;
 mod overrides;
 pub mod plain;
 
-use std::sync::Arc;
+use std::ops::{Deref, DerefMut};
+use std::sync::{Arc, LazyLock};
 
 use aws_sdk_dynamodbstreams::types::AttributeValue;
+pub use awsdynamodbsource_cloudevents::CloudEvent;
 use base64::Engine as _;
 use bytes::Bytes;
 pub use options::{
@@ -30,23 +32,29 @@ pub const DATA_CONTENT_TYPE: &str = "application/json";
 /// The extension carrying INSERT, MODIFY or REMOVE.
 pub const OPERATION_EXTENSION: &str = "dynamodboperation";
 
-/// One CloudEvent, ready to send. `type`, `specversion` and
-/// `datacontenttype` are the constants above.
+/// The two constants above, shared by every event.
+static SHARED: LazyLock<(Arc<str>, Arc<str>)> =
+    LazyLock::new(|| (Arc::from(EVENT_TYPE), Arc::from(DATA_CONTENT_TYPE)));
+
+/// One change as a CloudEvent ready to send, and the record behind it (not
+/// sent, but retries and dead letters use it).
 #[derive(Debug, Clone, PartialEq)]
-pub struct CloudEvent {
-    pub id: String,
-    pub source: Arc<str>,
-    pub subject: Option<String>,
-    /// RFC 3339, from the record's ApproximateCreationDateTime.
-    pub time: Option<String>,
-    /// The data format's schema, when `DATASCHEMA_BASE` is set.
-    pub dataschema: Option<Arc<str>>,
-    /// Extensions, each name once, in a stable order.
-    pub extensions: Vec<(Arc<str>, Arc<str>)>,
-    /// JSON.
-    pub data: Bytes,
-    /// Where the event comes from: not sent, but a dead letter says it.
+pub struct StreamEvent {
+    pub event: CloudEvent,
     pub origin: Origin,
+}
+
+impl Deref for StreamEvent {
+    type Target = CloudEvent;
+    fn deref(&self) -> &CloudEvent {
+        &self.event
+    }
+}
+
+impl DerefMut for StreamEvent {
+    fn deref_mut(&mut self) -> &mut CloudEvent {
+        &mut self.event
+    }
 }
 
 /// The record behind an event.
@@ -58,53 +66,19 @@ pub struct Origin {
     pub created_ms: Option<i64>,
 }
 
-impl CloudEvent {
-    /// Every context attribute with its value, as sent: required ones first.
-    pub fn attributes(&self) -> impl Iterator<Item = (&str, &str)> {
-        [
-            Some(("specversion", "1.0")),
-            Some(("id", self.id.as_str())),
-            Some(("source", &*self.source)),
-            Some(("type", EVENT_TYPE)),
-            self.subject.as_deref().map(|s| ("subject", s)),
-            self.time.as_deref().map(|t| ("time", t)),
-            self.dataschema.as_deref().map(|d| ("dataschema", d)),
-        ]
-        .into_iter()
-        .flatten()
-        .chain(self.extensions.iter().map(|(k, v)| (&**k, &**v)))
-    }
-
-    /// Structured mode: the whole event as one JSON object (`data` inline,
-    /// since it is JSON).
-    pub fn to_structured_json(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(self.data.len() + 256);
-        out.push(b'{');
-        for (name, value) in self.attributes() {
-            data::string(&mut out, name);
-            out.push(b':');
-            data::string(&mut out, value);
-            out.push(b',');
-        }
-        out.extend_from_slice(b"\"datacontenttype\":\"application/json\",\"data\":");
-        out.extend_from_slice(&self.data);
-        out.push(b'}');
-        out
-    }
-}
-
 #[cfg(test)]
-impl CloudEvent {
+impl StreamEvent {
     /// An event with only an id, for tests of the stages after `event`.
     pub(crate) fn with_id(id: impl Into<String>) -> Self {
-        CloudEvent {
-            id: id.into(),
-            source: "s".into(),
-            subject: None,
-            time: None,
-            dataschema: None,
-            extensions: vec![],
-            data: Default::default(),
+        StreamEvent {
+            event: CloudEvent {
+                id: id.into(),
+                source: "s".into(),
+                event_type: SHARED.0.clone(),
+                datacontenttype: Some(SHARED.1.clone()),
+                data: Some(Bytes::new()),
+                ..CloudEvent::default()
+            },
             origin: Origin::default(),
         }
     }
@@ -164,7 +138,7 @@ impl EventBuilder {
         &self.stream
     }
 
-    pub fn build(&self, change: &ChangeRecord) -> CloudEvent {
+    pub fn build(&self, change: &ChangeRecord) -> StreamEvent {
         let record = &change.record;
         let mut data = Vec::with_capacity(512);
         match self.options.data_format {
@@ -200,14 +174,18 @@ impl EventBuilder {
         }
         extensions.extend(self.overrides.iter().cloned());
         let created = change.created();
-        CloudEvent {
-            id: record.event_id().unwrap_or_default().to_owned(),
-            source: self.source.clone(),
-            subject: self.subject(change),
-            time: created.map(data::format_time),
-            dataschema: self.dataschema.clone(),
-            extensions,
-            data: Bytes::from(data),
+        StreamEvent {
+            event: CloudEvent {
+                id: record.event_id().unwrap_or_default().to_owned(),
+                source: self.source.clone(),
+                event_type: SHARED.0.clone(),
+                datacontenttype: Some(SHARED.1.clone()),
+                dataschema: self.dataschema.clone(),
+                subject: self.subject(change),
+                time: created.map(data::format_time),
+                extensions,
+                data: Some(Bytes::from(data)),
+            },
             origin: Origin {
                 shard: self.shard.clone(),
                 sequence: Arc::from(sequence),

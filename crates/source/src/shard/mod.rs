@@ -20,7 +20,7 @@ use tokio_util::task::AbortOnDropHandle;
 pub use window::{Completed, DeliveryWindow, Pending};
 
 use crate::checkpoint::{Checkpointer, ShardPosition};
-use crate::event::CloudEvent;
+use crate::event::StreamEvent;
 use crate::event::{EventBuilder, aws};
 use crate::filter::RecordFilter;
 use crate::health::Health;
@@ -102,7 +102,7 @@ struct Prepared {
     created_ms: Option<i64>,
     /// `None` when the record is older than the starting timestamp, or
     /// FILTER does not pass it.
-    event: Option<CloudEvent>,
+    event: Option<StreamEvent>,
     filtered: bool,
 }
 

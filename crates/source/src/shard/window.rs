@@ -18,7 +18,7 @@ use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
 
 use crate::checkpoint::Ticket;
-use crate::event::CloudEvent;
+use crate::event::StreamEvent;
 use crate::record::ItemKey;
 use crate::sink::Delivery;
 
@@ -27,7 +27,7 @@ use crate::sink::Delivery;
 pub struct Pending {
     pub ticket: Ticket,
     pub item: ItemKey,
-    pub event: CloudEvent,
+    pub event: StreamEvent,
 }
 
 /// A delivery that ended.
@@ -225,7 +225,7 @@ mod tests {
             window.push(Pending {
                 ticket,
                 item: key(item_of(n)),
-                event: CloudEvent::with_id(id.clone()),
+                event: StreamEvent::with_id(id.clone()),
             });
         }
         while window.in_flight() > 0 {
@@ -275,7 +275,7 @@ mod tests {
             window.push(Pending {
                 ticket,
                 item: items[item],
-                event: CloudEvent::with_id(format!("{item}-{n}")),
+                event: StreamEvent::with_id(format!("{item}-{n}")),
             });
             assert!(window.in_flight() <= max);
             while window.outstanding() > 20 {
@@ -359,7 +359,7 @@ mod tests {
             window.push(Pending {
                 ticket,
                 item,
-                event: CloudEvent::with_id(n.to_string()),
+                event: StreamEvent::with_id(n.to_string()),
             });
         }
         // Events 1, 2 and 3 complete; 4 may not start while 0 is undone.

@@ -6,11 +6,11 @@
 
 use std::sync::Arc;
 
-use base64::Engine as _;
+use awsdynamodbsource_cloudevents::knative;
 
 use super::retry::GiveUpReason;
 use super::{SendError, Sink};
-use crate::event::{CloudEvent, padded_sequence};
+use crate::event::{CloudEvent, StreamEvent, padded_sequence};
 
 /// The dead-letter sink (`DEAD_LETTER_SINK`).
 #[derive(Clone)]
@@ -33,31 +33,21 @@ impl DeadLetter {
     /// sink's answer), and ours: `deadletterreason`, `deliveryattempts`,
     /// `dynamodbshard` and `sequence`.
     pub fn letter(
-        event: &CloudEvent,
+        event: &StreamEvent,
         destination: &str,
         reason: GiveUpReason,
         attempts: u32,
         last_error: Option<&SendError>,
     ) -> CloudEvent {
-        let mut letter = event.clone();
-        let mut set = |name: &str, value: String| {
-            letter.extensions.retain(|(k, _)| &**k != name);
-            letter.extensions.push((Arc::from(name), Arc::from(value)));
+        let answer = match last_error {
+            Some(SendError::Status { status, raw, .. }) => Some((*status, &raw[..])),
+            _ => None,
         };
-        set("knativeerrordest", destination.to_owned());
-        if let Some(SendError::Status { status, raw, .. }) = last_error {
-            set("knativeerrorcode", status.to_string());
-            if !raw.is_empty() {
-                set(
-                    "knativeerrordata",
-                    base64::engine::general_purpose::STANDARD.encode(raw),
-                );
-            }
-        }
-        set("deadletterreason", reason.as_str().to_owned());
-        set("deliveryattempts", attempts.to_string());
-        set("dynamodbshard", event.origin.shard.to_string());
-        set("sequence", padded_sequence(&event.origin.sequence));
+        let mut letter = knative::dead_letter(event, destination, answer);
+        letter.set_extension("deadletterreason", reason.as_str());
+        letter.set_extension("deliveryattempts", attempts.to_string());
+        letter.set_extension("dynamodbshard", event.origin.shard.clone());
+        letter.set_extension("sequence", padded_sequence(&event.origin.sequence));
         letter
     }
 }
@@ -71,8 +61,8 @@ mod tests {
 
     #[test]
     fn a_letter_is_the_event_plus_why() {
-        let mut event = CloudEvent::with_id("e1");
-        event.data = Bytes::from_static(b"{\"a\":1}");
+        let mut event = StreamEvent::with_id("e1");
+        event.data = Some(Bytes::from_static(b"{\"a\":1}"));
         event
             .extensions
             .push((Arc::from("sequence"), Arc::from("old")));

@@ -3,16 +3,19 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
+use awsdynamodbsource_cloudevents::http::{
+    STRUCTURED_CONTENT_TYPE, retry_after, write_binary_headers,
+};
 use base64::Engine as _;
 use bytes::Bytes;
-use http::header::{AUTHORIZATION, CONTENT_TYPE, HOST, HeaderName, HeaderValue, RETRY_AFTER};
+use http::header::{AUTHORIZATION, CONTENT_TYPE, HOST, HeaderValue, RETRY_AFTER};
 use http_body_util::{BodyExt, Full};
 use url::Url;
 
 use super::pool::{ConnectError, Connection, Pool, RAMP_STEP};
 use super::{SendError, Sink};
 use crate::error_chain;
-use crate::event::{CloudEvent, DATA_CONTENT_TYPE};
+use crate::event::CloudEvent;
 
 /// How much of an error answer's body is kept for logs.
 const BODY_EXCERPT: usize = 512;
@@ -61,8 +64,7 @@ impl Default for SinkLimits {
     }
 }
 
-static STRUCTURED: HeaderValue =
-    HeaderValue::from_static("application/cloudevents+json; charset=UTF-8");
+static STRUCTURED: HeaderValue = HeaderValue::from_static(STRUCTURED_CONTENT_TYPE);
 
 pub struct HttpSink {
     pool: Pool,
@@ -111,14 +113,6 @@ pub fn redact(url: &Url) -> String {
     }
     shown.to_string()
 }
-
-/// The binding's headers for the attributes every event has.
-static SPECVERSION: HeaderName = HeaderName::from_static("ce-specversion");
-static ID: HeaderName = HeaderName::from_static("ce-id");
-static SOURCE: HeaderName = HeaderName::from_static("ce-source");
-static TYPE: HeaderName = HeaderName::from_static("ce-type");
-static SUBJECT: HeaderName = HeaderName::from_static("ce-subject");
-static TIME: HeaderName = HeaderName::from_static("ce-time");
 
 impl HttpSink {
     pub fn new(url: Url, limits: SinkLimits) -> Result<Self, SendError> {
@@ -192,32 +186,15 @@ impl HttpSink {
             return request;
         }
         let mut request = http::Request::post(self.target.clone())
-            .body(Full::new(event.data.clone()))
+            .body(Full::new(event.data.clone().unwrap_or_default()))
             .unwrap_or_default();
         let headers = request.headers_mut();
         headers.reserve(12);
         headers.insert(HOST, self.host.clone());
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static(DATA_CONTENT_TYPE));
         if let Some(auth) = &self.authorization {
             headers.insert(AUTHORIZATION, auth.clone());
         }
-        for (name, value) in event.attributes() {
-            let name = match name {
-                "specversion" => SPECVERSION.clone(),
-                "id" => ID.clone(),
-                "source" => SOURCE.clone(),
-                "type" => TYPE.clone(),
-                "subject" => SUBJECT.clone(),
-                "time" => TIME.clone(),
-                other => match HeaderName::try_from(format!("ce-{other}")) {
-                    Ok(name) => name,
-                    Err(_) => continue, // cannot happen: extension names are validated
-                },
-            };
-            if let Ok(value) = header_value(value) {
-                headers.insert(name, value);
-            }
-        }
+        write_binary_headers(event, headers);
         request
     }
 
@@ -301,10 +278,7 @@ impl HttpSink {
             Err(e) => return Err(Exchange::Failed(transport(&e))),
         };
         let status = response.status();
-        let retry_after = response
-            .headers()
-            .get(RETRY_AFTER)
-            .and_then(parse_retry_after);
+        let retry_after = response.headers().get(RETRY_AFTER).and_then(retry_after);
         // The connection is reusable once the answer is read to its end.
         let mut body = response.into_body();
         let mut excerpt = Vec::new();
@@ -347,38 +321,6 @@ fn transport(e: &hyper::Error) -> SendError {
     SendError::Transport(error_chain(e))
 }
 
-/// The CloudEvents HTTP binding's header encoding: space, `"`, `%` and
-/// everything outside printable ASCII are percent-encoded (UTF-8 bytes).
-fn header_value(value: &str) -> Result<HeaderValue, http::header::InvalidHeaderValue> {
-    let plain = |b: u8| (0x21..=0x7e).contains(&b) && b != b'"' && b != b'%';
-    if value.bytes().all(plain) {
-        return HeaderValue::from_str(value);
-    }
-    let mut out = String::with_capacity(value.len() + 8);
-    for b in value.bytes() {
-        if plain(b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    HeaderValue::try_from(out)
-}
-
-fn parse_retry_after(value: &HeaderValue) -> Option<Duration> {
-    let s = value.to_str().ok()?.trim();
-    if let Ok(secs) = s.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    // An HTTP date: `Sun, 06 Nov 1994 08:49:37 GMT`.
-    let format = time::macros::format_description!(
-        "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
-    );
-    let at = time::PrimitiveDateTime::parse(s, format).ok()?.assume_utc();
-    let wait = at - time::OffsetDateTime::now_utc();
-    Some(Duration::try_from(wait).unwrap_or(Duration::ZERO))
-}
-
 #[async_trait]
 impl Sink for HttpSink {
     async fn send(&self, event: &CloudEvent) -> Result<(), SendError> {
@@ -394,6 +336,8 @@ impl Sink for HttpSink {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::event::StreamEvent;
+    use awsdynamodbsource_cloudevents::http::header_value;
 
     #[test]
     fn header_values_are_percent_encoded_as_the_binding_says() {
@@ -440,7 +384,7 @@ mod tests {
             SinkLimits::default(),
         )
         .unwrap();
-        let event = CloudEvent::with_id("e");
+        let event = StreamEvent::with_id("e");
         let request = sink.send(&event);
         let size = std::mem::size_of_val(&*request);
         assert!(size < 1024, "{size} bytes per request");
@@ -450,7 +394,7 @@ mod tests {
     async fn requests_carry_the_binding_headers_in_origin_form() {
         let url = parse_sink_url("http://u%40x:p%3Aw@127.0.0.1:9/broker/ns?x=1").unwrap();
         let sink = HttpSink::new(url, SinkLimits::default()).unwrap();
-        let mut event = CloudEvent::with_id("e1");
+        let mut event = StreamEvent::with_id("e1");
         event.subject = Some("pk,sk".into());
         event
             .extensions
@@ -475,10 +419,12 @@ mod tests {
         let sink = HttpSink::new(url, SinkLimits::default())
             .unwrap()
             .with_mode(ContentMode::Structured);
-        let mut event = CloudEvent::with_id("e1");
+        let mut event = StreamEvent::with_id("e1");
         event.dataschema = Some("https://x/s.json".into());
         event.extensions.push(("sequence".into(), "0001".into()));
-        event.data = Bytes::from_static(b"{\"n\":12345678901234567890123456789012345678}");
+        event.data = Some(Bytes::from_static(
+            b"{\"n\":12345678901234567890123456789012345678}",
+        ));
         let req = sink.request(&event);
         let h = req.headers();
         assert_eq!(
@@ -508,15 +454,15 @@ mod tests {
     #[test]
     fn retry_after_as_seconds_or_date() {
         assert_eq!(
-            parse_retry_after(&HeaderValue::from_static("7")),
+            retry_after(&HeaderValue::from_static("7")),
             Some(Duration::from_secs(7))
         );
         assert_eq!(
-            parse_retry_after(&HeaderValue::from_static("Sun, 06 Nov 1994 08:49:37 GMT")),
+            retry_after(&HeaderValue::from_static("Sun, 06 Nov 1994 08:49:37 GMT")),
             Some(Duration::ZERO),
             "a date in the past means now"
         );
-        assert_eq!(parse_retry_after(&HeaderValue::from_static("soon")), None);
+        assert_eq!(retry_after(&HeaderValue::from_static("soon")), None);
     }
 }
 
@@ -530,6 +476,8 @@ mod tests {
 #[cfg(test)]
 mod connections {
     use std::sync::Arc;
+
+    use crate::event::StreamEvent;
     use std::time::{Duration, Instant};
 
     use awsdynamodb_testkit::{FullListener, ThreadedSink, ThreadedSinkOptions};
@@ -562,7 +510,7 @@ mod connections {
                 .map(|n| {
                     let sink = sink.clone();
                     tokio::spawn(async move {
-                        sink.send(&CloudEvent::with_id(format!("e{n}")))
+                        sink.send(&StreamEvent::with_id(format!("e{n}")))
                             .await
                             .map(|()| started.elapsed())
                     })
@@ -607,7 +555,7 @@ mod connections {
         .unwrap();
         let started = Instant::now();
         let err = sink
-            .send(&CloudEvent::with_id("e"))
+            .send(&StreamEvent::with_id("e"))
             .await
             .expect_err("never connected");
         assert!(

@@ -1,9 +1,10 @@
 //! CloudEvent → sink: one attempt at a time through a [`Sink`], and the
 //! retry rules around it ([`deliver`]).
 //!
-//! Owns the wire (HTTP binary mode, or JSON lines on standard output) and
-//! Knative's delivery rules. It never decides what is checkpointed: it says
-//! how each event ended, and `shard` takes it from there.
+//! Owns the transport (HTTP connections, or JSON lines on standard output)
+//! and the retry loop; the encoding and Knative's retry rule come from
+//! `awsdynamodbsource_cloudevents`. It never decides what is checkpointed: it
+//! says how each event ended, and `shard` takes it from there.
 
 mod dead_letter;
 mod http;
@@ -14,6 +15,7 @@ mod stdout;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use awsdynamodbsource_cloudevents::knative;
 use bytes::Bytes;
 pub use dead_letter::DeadLetter;
 pub use http::{ContentMode, HttpSink, SinkLimits, SinkUrlError, parse_sink_url, redact};
@@ -68,7 +70,7 @@ impl SendError {
     /// other statuses are final.
     pub fn is_retryable(&self) -> bool {
         match self {
-            SendError::Status { status, .. } => matches!(status, 404 | 408 | 409 | 429 | 500..),
+            SendError::Status { status, .. } => knative::retryable_status(*status),
             _ => true,
         }
     }

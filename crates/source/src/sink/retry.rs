@@ -9,7 +9,7 @@ use backon::{BackoffBuilder, ExponentialBuilder};
 use tokio_util::sync::CancellationToken;
 
 use super::{DeadLetter, SendError, Sink};
-use crate::event::CloudEvent;
+use crate::event::StreamEvent;
 use crate::metrics::{ClassLabel, Metrics, ReasonLabel};
 
 /// Capped exponential backoff with jitter between attempts; a sink's
@@ -61,7 +61,7 @@ impl RetryPolicy {
     }
 
     /// True when the event's record is older than `max_record_age`.
-    fn too_old(&self, event: &CloudEvent, now_ms: i64) -> bool {
+    fn too_old(&self, event: &StreamEvent, now_ms: i64) -> bool {
         match (self.max_record_age, event.origin.created_ms) {
             (Some(age), Some(created)) => now_ms.saturating_sub(created) > age.as_millis() as i64,
             _ => false,
@@ -111,7 +111,7 @@ fn now_ms() -> i64 {
 pub async fn deliver(
     sink: &dyn Sink,
     dead_letter: Option<&DeadLetter>,
-    event: &CloudEvent,
+    event: &StreamEvent,
     policy: &RetryPolicy,
     metrics: &Metrics,
     give_up: &CancellationToken,
@@ -183,7 +183,7 @@ fn after_failure(
     err: SendError,
     attempt: u32,
     backoff: &mut impl Iterator<Item = Duration>,
-    event: &CloudEvent,
+    event: &StreamEvent,
     policy: &RetryPolicy,
     metrics: &Metrics,
 ) -> Result<Duration, GivenUp> {
@@ -222,7 +222,7 @@ fn after_failure(
 async fn dispose(
     sink: &dyn Sink,
     dead_letter: Option<&DeadLetter>,
-    event: &CloudEvent,
+    event: &StreamEvent,
     given_up: GivenUp,
     policy: &RetryPolicy,
     metrics: &Metrics,
@@ -291,6 +291,7 @@ mod tests {
     use async_trait::async_trait;
 
     use super::*;
+    use crate::event::CloudEvent;
 
     /// Answers from a script, then 200.
     struct Scripted(Mutex<VecDeque<Result<(), SendError>>>);
@@ -311,8 +312,8 @@ mod tests {
         })
     }
 
-    fn event() -> CloudEvent {
-        CloudEvent::with_id("e")
+    fn event() -> StreamEvent {
+        StreamEvent::with_id("e")
     }
 
     #[tokio::test(start_paused = true)]

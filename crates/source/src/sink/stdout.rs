@@ -14,7 +14,7 @@ pub struct StdoutSink;
 #[async_trait]
 impl Sink for StdoutSink {
     async fn send(&self, event: &CloudEvent) -> Result<(), SendError> {
-        let mut line = event.to_structured_json();
+        let mut line = event.to_structured_line().into_bytes();
         line.push(b'\n');
         let mut out = std::io::stdout().lock();
         out.write_all(&line)
