@@ -1,9 +1,9 @@
-//! One trigger's delivery task: it walks the log from the trigger's cursor strictly in order,
-//! skips what the filters refuse, POSTs the rest in binary mode with retries, and dead-letters
-//! or drops what cannot be delivered.
+//! One trigger's delivery task: it walks the events of an [`EventStore`] from the trigger's
+//! cursor strictly in order, skips what the filters refuse, POSTs the rest in binary mode with
+//! retries, and dead-letters or drops what cannot be delivered.
 //!
 //! Owns the HTTP attempts and their outcome. It never releases entries itself (it advances
-//! its cursor and the log decides), never works on two entries at once, and never logs event
+//! its cursor and the store decides), never works on two entries at once, and never logs event
 //! data.
 
 use std::sync::Arc;
@@ -15,9 +15,9 @@ use bytes::Bytes;
 use tracing::{debug, error, info, warn};
 
 use crate::config::Trigger;
-use crate::event_log::EventLog;
 use crate::retry::RetryPolicy;
 use crate::status::TriggerCounters;
+use crate::store::EventStore;
 use awsdynamodbsource_cloudevents::CloudEvent;
 
 /// How long one attempt (connect, send, answer) may take.
@@ -77,7 +77,7 @@ impl Failure {
 pub(crate) struct DeliveryTask {
     pub name: String,
     pub trigger: Trigger,
-    pub log: Arc<EventLog>,
+    pub store: Arc<dyn EventStore>,
     pub client: reqwest::Client,
     pub counters: Arc<TriggerCounters>,
 }
@@ -85,12 +85,12 @@ pub(crate) struct DeliveryTask {
 impl DeliveryTask {
     /// Runs until aborted. Starts at the trigger's cursor.
     pub async fn run(self) {
-        let Some(mut position) = self.log.cursor(&self.name) else {
+        let Some(mut position) = self.store.cursor(&self.name).await else {
             return;
         };
         let retry = RetryPolicy::from_options(self.trigger.target.delivery_options.as_ref());
         loop {
-            let entry = self.log.next_entry(position).await;
+            let entry = self.store.next_entry(position).await;
             let event = &entry.event;
             let attribute = |name: &str| event.attribute(name).map(str::to_string);
             if self.trigger.filters.iter().all(|f| f.matches(&attribute)) {
@@ -99,7 +99,7 @@ impl DeliveryTask {
                 debug!(trigger = %self.name, id = event.id.as_str(), "filtered out");
             }
             position = entry.seq + 1;
-            self.log.advance(&self.name, position);
+            self.store.advance(&self.name, position).await;
         }
     }
 

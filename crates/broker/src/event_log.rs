@@ -7,16 +7,12 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use async_trait::async_trait;
+use awsdynamodbsource_cloudevents::CloudEvent;
 use tokio::sync::watch;
 
-use awsdynamodbsource_cloudevents::CloudEvent;
-
-/// One held event.
-#[derive(Clone, Debug)]
-pub(crate) struct Entry {
-    pub seq: u64,
-    pub event: Arc<CloudEvent>,
-}
+pub(crate) use crate::store::Entry;
+use crate::store::EventStore;
 
 /// Why an event was not stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -234,6 +230,21 @@ impl EventLog {
             next_seq: s.next_seq,
             cursors: s.cursors.clone(),
         }
+    }
+}
+
+#[async_trait]
+impl EventStore for EventLog {
+    async fn cursor(&self, trigger: &str) -> Option<u64> {
+        EventLog::cursor(self, trigger)
+    }
+
+    async fn next_entry(&self, from: u64) -> Entry {
+        EventLog::next_entry(self, from).await
+    }
+
+    async fn advance(&self, trigger: &str, to: u64) {
+        EventLog::advance(self, trigger, to)
     }
 }
 

@@ -9,6 +9,8 @@
 //!
 //! - [`config`]: the YAML config file types (tmctl writes them), filters, validation.
 //! - [`Broker`], [`BrokerOptions`]: start, reload, status, shutdown.
+//! - `event_log`: the in-memory log and cursors; delivery tasks reach it only through the
+//!   `EventStore` trait (`store`), so that another store can take its place.
 //!
 //! Events, their JSON format, the HTTP binding and Knative's retry rule come from the
 //! `awsdynamodbsource-cloudevents` crate, which the adapter uses too.
@@ -22,6 +24,7 @@ mod retry;
 mod server;
 mod state_file;
 mod status;
+mod store;
 mod triggers;
 
 pub use broker::{Broker, BrokerOptions, ShutdownReport, StartError};

@@ -80,7 +80,7 @@ impl Triggers {
             let task = DeliveryTask {
                 name: name.clone(),
                 trigger: trigger.clone(),
-                log: self.log.clone(),
+                store: self.log.clone(),
                 client: self.client.clone(),
                 counters: self.counters.for_trigger(name),
             };
