@@ -6,6 +6,8 @@
 
 use std::time::Duration;
 
+use awsdynamodbsource_cloudevents::backoff::{Backoff, Growth};
+
 use crate::config::{BackoffPolicy, DeliveryOptions};
 
 /// No wait between retries is longer than this.
@@ -38,14 +40,11 @@ impl RetryPolicy {
     /// The wait before retry `n` (0-based): delay·2^n or delay·(n+1), at least what the
     /// target asked for with `Retry-After`, at most [`MAX_BACKOFF`].
     pub fn wait(&self, n: u32, retry_after: Option<Duration>) -> Duration {
-        let factor = match self.policy {
-            BackoffPolicy::Exponential => 1u32.checked_shl(n),
-            BackoffPolicy::Linear => n.checked_add(1),
+        let growth = match self.policy {
+            BackoffPolicy::Exponential => Growth::Exponential,
+            BackoffPolicy::Linear => Growth::Linear,
         };
-        let backoff = factor
-            .and_then(|f| self.delay.checked_mul(f))
-            .unwrap_or(MAX_BACKOFF)
-            .min(MAX_BACKOFF);
+        let backoff = Backoff::exact(self.delay, MAX_BACKOFF, growth).pause(n);
         backoff.max(retry_after.unwrap_or_default().min(MAX_BACKOFF))
     }
 }

@@ -9,6 +9,8 @@
 //!   values), reading a request in either mode, `Retry-After`.
 //! - [`knative`]: Knative's delivery conventions: which failures are retried
 //!   and the `knativeerror*` extensions of a dead letter.
+//! - [`backoff`]: the pauses between attempts, for every retry loop of the
+//!   adapter and the broker (their AWS calls and checkpoint saves too).
 //!
 //! No I/O happens here: transports, timeouts and retry loops belong to the
 //! callers. Built by hand rather than on the `cloudevents-sdk` crate: its HTTP
@@ -16,6 +18,7 @@
 //! section 3.1.3.2 requires (a subject with a space or a non-ASCII key would
 //! be refused or sent wrong), and it copies every body into a `Vec`.
 
+pub mod backoff;
 mod event;
 pub mod http;
 mod json;

@@ -25,8 +25,8 @@ use crate::metrics::Metrics;
 use crate::shard::{ReaderContext, ShardEnd, ShardReader, ShardStart};
 use crate::sink::{DeadLetter, RetryPolicy, Sink};
 use crate::stream::{
-    self, ApiError, IteratorPosition, ShardState, ShardTree, StreamStatus, StreamSummary,
-    StreamsApi,
+    self, AWS_RETRY, ApiError, IteratorPosition, ShardState, ShardTree, StreamStatus,
+    StreamSummary, StreamsApi,
 };
 
 /// `STARTING_POSITION`: where shards that exist at the first start, and
@@ -152,7 +152,7 @@ pub async fn preflight(
     timeout: Duration,
 ) -> Result<(), StartupError> {
     let deadline = Instant::now() + timeout;
-    let mut pause = Duration::from_millis(200);
+    let mut pauses = AWS_RETRY.pauses();
     loop {
         let (action, e) = match try_preflight(api, table).await {
             Ok(()) => return Ok(()),
@@ -163,10 +163,10 @@ pub async fn preflight(
             }
             Err(Failure::Api(action, e)) => (action, e),
         };
+        let pause = pauses.next_pause();
         if e.is_transient() && Instant::now() + pause < deadline {
             tracing::warn!(error = %e, "DynamoDB Streams not reachable yet; retrying");
             tokio::time::sleep(pause).await;
-            pause = (pause * 2).min(Duration::from_secs(5));
             continue;
         }
         return Err(match e {
@@ -285,22 +285,20 @@ impl Engine {
             .streams
             .keys()
             .any(|k| k.starts_with(&prefix));
-        let mut failures = 0u32;
+        let mut pauses = AWS_RETRY.pauses();
         while !shutdown.is_cancelled() {
             let streams = match self.ctx.api.list_streams(self.config.table.table()).await {
                 Ok(streams) => streams,
                 Err(e) => {
-                    failures += 1;
                     tracing::warn!(error = %e, "cannot list the table's streams; retrying");
                     self.ctx
                         .health
                         .set_stream_problem(Some(format!("cannot list the table's streams: {e}")));
-                    let pause = Duration::from_millis(200 * 2u64.pow(failures.min(5)));
-                    sleep_or_shutdown(pause, &shutdown).await;
+                    sleep_or_shutdown(pauses.next_pause(), &shutdown).await;
                     continue;
                 }
             };
-            failures = 0;
+            pauses = AWS_RETRY.pauses();
             self.forget_vanished_streams(&streams, &prefix);
             let Some(stream) = self.choose_stream(&streams, first_start) else {
                 self.ctx.health.set_stream_problem(Some(format!(
@@ -406,7 +404,7 @@ impl Engine {
             describe_failures: 0,
         };
         // The first description, retried until it works.
-        let mut pause = Duration::from_millis(200);
+        let mut pauses = AWS_RETRY.pauses();
         let description = loop {
             match stream::describe_all(&*self.ctx.api, arn).await {
                 Ok(d) => break d,
@@ -416,10 +414,9 @@ impl Engine {
                     self.ctx
                         .health
                         .set_stream_problem(Some(format!("cannot describe stream {arn}: {e}")));
-                    if !sleep_or_shutdown(pause, shutdown).await {
+                    if !sleep_or_shutdown(pauses.next_pause(), shutdown).await {
                         return StreamEnd::Stopped;
                     }
-                    pause = (pause * 2).min(Duration::from_secs(10));
                 }
             }
         };

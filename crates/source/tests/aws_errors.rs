@@ -2,7 +2,6 @@
 //! SDK client with a fake at its HTTP layer (canned status and body per
 //! case, as the service sends them).
 
-use aws_sdk_dynamodbstreams::config::retry::RetryConfig;
 use aws_sdk_dynamodbstreams::config::{BehaviorVersion, Credentials, Region};
 use aws_smithy_http_client::test_util::infallible_client_fn;
 use awsdynamodb_source::stream::aws::AwsStreams;
@@ -26,7 +25,6 @@ fn api(status: u16, body: &'static str) -> AwsStreams {
             None,
             "t",
         ))
-        .retry_config(RetryConfig::disabled())
         .http_client(http);
     AwsStreams::new(config)
 }
@@ -109,4 +107,43 @@ async fn describe_stream_answers_are_read_into_shards_and_key_schema() {
     assert!(d.shards[0].closed && !d.shards[1].closed);
     assert_eq!(d.shards[1].parent.as_deref(), Some("p"));
     assert_eq!(d.last_evaluated_shard_id.as_deref(), Some("c"));
+}
+
+/// The engine's loops are the one retry layer: each call the engine makes is
+/// one request, however the service answers, so every failure is seen,
+/// counted and paced by the engine (`AwsStreams::new` is what production
+/// uses).
+#[tokio::test]
+async fn the_sdk_does_not_retry_under_the_engine() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    for (status, kind) in [
+        (400, "ThrottlingException"),
+        (400, "LimitExceededException"),
+        (500, "InternalServerError"),
+        (503, "ServiceUnavailable"),
+    ] {
+        let requests = Arc::new(AtomicUsize::new(0));
+        let counted = requests.clone();
+        let http = infallible_client_fn(move |_req| {
+            counted.fetch_add(1, Ordering::SeqCst);
+            http::Response::builder()
+                .status(status)
+                .header("content-type", "application/x-amz-json-1.0")
+                .body(error(kind))
+                .unwrap()
+        });
+        let config = aws_sdk_dynamodbstreams::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .credentials_provider(Credentials::new("AKID", "secret", None, None, "t"))
+            .http_client(http);
+        let e = AwsStreams::new(config)
+            .get_records("it")
+            .await
+            .unwrap_err();
+        assert!(e.is_transient(), "{kind}: {e:?}");
+        assert_eq!(requests.load(Ordering::SeqCst), 1, "{status} {kind}");
+    }
 }

@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use awsdynamodbsource_cloudevents::backoff::Backoff;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -20,6 +21,9 @@ use crate::health::Health;
 use crate::metrics::Metrics;
 use crate::progress::ShardProgress;
 use crate::record::SequenceNumber;
+
+/// The pauses between failed saves that must succeed.
+const SAVE_RETRY: Backoff = Backoff::jittered(Duration::from_millis(100), Duration::from_secs(5));
 
 #[derive(Clone)]
 pub struct Checkpointer {
@@ -195,7 +199,7 @@ impl Checkpointer {
     /// Flushes until it works or `cancel` fires; for positions the engine
     /// must not go past unsaved (a finished parent before its children).
     pub async fn flush_durably(&self, cancel: &CancellationToken) -> bool {
-        let mut delay = Duration::from_millis(100);
+        let mut pauses = SAVE_RETRY.pauses();
         loop {
             match self.flush().await {
                 Ok(()) => return true,
@@ -203,9 +207,8 @@ impl Checkpointer {
             }
             tokio::select! {
                 _ = cancel.cancelled() => return false,
-                _ = tokio::time::sleep(delay) => {}
+                _ = tokio::time::sleep(pauses.next_pause()) => {}
             }
-            delay = (delay * 2).min(Duration::from_secs(5));
         }
     }
 

@@ -5,11 +5,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use backon::{BackoffBuilder, ExponentialBuilder};
-
 use super::ReaderContext;
 use crate::record::{Record, SequenceNumber};
-use crate::stream::{ApiError, IteratorPosition};
+use awsdynamodbsource_cloudevents::backoff::Pauses;
+
+use crate::stream::{AWS_RETRY, ApiError, IteratorPosition};
 
 /// A shard's read position, owned by whichever fetch is running.
 #[derive(Debug)]
@@ -81,15 +81,7 @@ pub(super) async fn next_page(
     if !pause.is_zero() {
         tokio::time::sleep(pause).await;
     }
-    let new_backoff = || {
-        ExponentialBuilder::default()
-            .with_min_delay(Duration::from_millis(100))
-            .with_max_delay(Duration::from_secs(5))
-            .with_jitter()
-            .without_max_times()
-            .build()
-    };
-    let mut backoff = new_backoff();
+    let mut backoff = AWS_RETRY.pauses();
     let mut failures: u32 = 0;
     loop {
         let iterator = match cursor.iterator.take() {
@@ -102,7 +94,7 @@ pub(super) async fn next_page(
                 Ok(it) => {
                     ctx.health.shard_reading(&shard, None);
                     failures = 0;
-                    backoff = new_backoff();
+                    backoff = AWS_RETRY.pauses();
                     it
                 }
                 Err(e) => {
@@ -159,8 +151,8 @@ pub(super) async fn next_page(
     }
 }
 
-fn pause_after(e: &ApiError, backoff: &mut impl Iterator<Item = Duration>) -> Duration {
-    let pause = backoff.next().unwrap_or(Duration::from_secs(10));
+fn pause_after(e: &ApiError, backoff: &mut Pauses) -> Duration {
+    let pause = backoff.next_pause();
     match e {
         // Nothing will change soon: do not hammer the endpoint.
         ApiError::AccessDenied(_) | ApiError::Credentials(_) | ApiError::Rejected(_) => {

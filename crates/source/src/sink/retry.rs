@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use backon::{BackoffBuilder, ExponentialBuilder};
+use awsdynamodbsource_cloudevents::backoff::{Backoff, Pauses};
 use tokio_util::sync::CancellationToken;
 
 use super::{DeadLetter, SendError, Sink};
@@ -40,15 +40,8 @@ impl Default for RetryPolicy {
 }
 
 impl RetryPolicy {
-    fn backoff(&self) -> impl Iterator<Item = Duration> + use<> {
-        ExponentialBuilder::default()
-            .with_min_delay(self.min_delay)
-            // Jitter adds up to 100 %: halve the cap so pauses stay under it.
-            .with_max_delay(self.max_delay / 2)
-            .with_factor(2.0)
-            .with_jitter()
-            .without_max_times()
-            .build()
+    fn backoff(&self) -> Pauses {
+        Backoff::jittered(self.min_delay, self.max_delay).pauses()
     }
 
     /// The pause after a failed attempt: the sink's `Retry-After` (capped),

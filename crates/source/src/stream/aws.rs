@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodbstreams::Client;
+use aws_sdk_dynamodbstreams::config::retry::RetryConfig;
 use aws_sdk_dynamodbstreams::config::{Builder as ConfigBuilder, timeout::TimeoutConfig};
 use aws_sdk_dynamodbstreams::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodbstreams::types::{KeyType, ShardFilter, ShardFilterType, ShardIteratorType};
@@ -21,8 +22,11 @@ pub struct AwsStreams {
 
 impl AwsStreams {
     /// Builds the client from a configuration (credentials, region,
-    /// endpoint), adding timeouts so that no call can hang a reader: a
-    /// GetRecords answer takes milliseconds, never seconds.
+    /// endpoint), adding timeouts so that no call can hang a reader (a
+    /// GetRecords answer takes milliseconds, never seconds), and turning the
+    /// SDK's own retries off: the engine's loops are the one retry layer,
+    /// so that every failed call is seen (counted, on `/health`) and paced by
+    /// one policy ([`super::AWS_RETRY`]).
     pub fn new(config: ConfigBuilder) -> Self {
         let timeouts = TimeoutConfig::builder()
             .connect_timeout(Duration::from_secs(5))
@@ -31,7 +35,12 @@ impl AwsStreams {
             .operation_timeout(Duration::from_secs(60))
             .build();
         AwsStreams {
-            client: Client::from_conf(config.timeout_config(timeouts).build()),
+            client: Client::from_conf(
+                config
+                    .timeout_config(timeouts)
+                    .retry_config(RetryConfig::disabled())
+                    .build(),
+            ),
         }
     }
 }

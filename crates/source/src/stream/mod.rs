@@ -5,6 +5,10 @@
 //! (that is `shard`'s job) and never calls an AWS action beyond the four the
 //! documented IAM policy grants.
 
+use std::time::Duration;
+
+use awsdynamodbsource_cloudevents::backoff::Backoff;
+
 mod api;
 pub mod aws;
 mod counted;
@@ -16,6 +20,11 @@ pub use api::{
 };
 pub use counted::CountedApi;
 pub use lineage::{ShardState, ShardTree};
+
+/// The pauses between failed calls to DynamoDB Streams, for every loop that
+/// retries one (the AWS SDK's own retries are off: see [`aws`]).
+pub(crate) const AWS_RETRY: Backoff =
+    Backoff::jittered(Duration::from_millis(100), Duration::from_secs(5));
 
 /// Every shard of a stream, paging DescribeStream to the end.
 pub async fn describe_all(
