@@ -139,10 +139,7 @@ async fn the_sdk_does_not_retry_under_the_engine() {
             .region(Region::new("us-east-1"))
             .credentials_provider(Credentials::new("AKID", "secret", None, None, "t"))
             .http_client(http);
-        let e = AwsStreams::new(config)
-            .get_records("it")
-            .await
-            .unwrap_err();
+        let e = AwsStreams::new(config).get_records("it").await.unwrap_err();
         assert!(e.is_transient(), "{kind}: {e:?}");
         assert_eq!(requests.load(Ordering::SeqCst), 1, "{status} {kind}");
     }

@@ -6,7 +6,7 @@
 //! Owns that shape and nothing else. It never writes a member the record does
 //! not carry (no `null`s), never changes a value (numbers stay strings, digit
 //! for digit), and never panics, whatever the record holds. Strings go
-//! through [`super::data::string`], the one escaper of the crate.
+//! through [`super::json::string`], the one escaper of the crate.
 
 use std::collections::HashMap;
 
@@ -14,7 +14,7 @@ use aws_sdk_dynamodbstreams::types::{AttributeValue, Identity, Record, StreamRec
 use aws_smithy_types::DateTime;
 use aws_smithy_types::date_time::Format;
 
-use super::data::{array, blob, boolean, sorted_object, string};
+use super::json::{array, blob, boolean, sorted_object, string};
 
 /// Appends the record's JSON to `out`; `stream_arn` becomes `eventSourceARN`,
 /// as Lambda adds it (the Streams API record does not carry it).

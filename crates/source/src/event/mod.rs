@@ -5,6 +5,7 @@
 
 pub mod aws;
 pub mod data;
+mod json;
 mod options;
 mod overrides;
 pub mod plain;
@@ -182,7 +183,7 @@ impl EventBuilder {
                 datacontenttype: Some(SHARED.1.clone()),
                 dataschema: self.dataschema.clone(),
                 subject: self.subject(change),
-                time: created.map(data::format_time),
+                time: created.map(json::format_time),
                 extensions,
                 data: Some(Bytes::from(data)),
             },

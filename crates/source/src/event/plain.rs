@@ -6,14 +6,14 @@
 //! DynamoDB's own digits — never through a float, which would lose 38-digit
 //! values — and only its form is repaired where JSON demands it. It never
 //! panics, whatever the record holds. Strings go through
-//! [`super::data::string`] and times through [`super::data::format_time`], so
+//! [`super::json::string`] and times through [`super::json::format_time`], so
 //! every format escapes and dates alike.
 
 use std::collections::HashMap;
 
 use aws_sdk_dynamodbstreams::types::{AttributeValue, Identity, Record};
 
-use super::data::{array, blob, format_time, null, opt_str, sorted_object, string};
+use super::json::{array, blob, format_time, null, opt_str, sorted_object, string};
 
 /// Appends the record's JSON to `out`; `table` is the table's name, which
 /// the record itself does not carry.
