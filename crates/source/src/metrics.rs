@@ -94,25 +94,7 @@ impl Metrics {
     /// `awsdynamodbsource_`.
     pub fn new(registry: &mut Registry) -> Self {
         let m = Metrics::default();
-        // Created at zero (the guard each returns is only a read lock).
-        for class in DELIVERY_FAILURE_CLASSES {
-            drop(m.delivery_failures.get_or_create(&ClassLabel {
-                class: class.into(),
-            }));
-        }
-        for reason in DROP_REASONS {
-            drop(m.events_dropped.get_or_create(&ReasonLabel {
-                reason: reason.into(),
-            }));
-        }
-        for operation in AWS_OPERATIONS {
-            for class in AWS_ERROR_CLASSES {
-                drop(m.aws_errors.get_or_create(&AwsErrorLabels {
-                    operation: operation.into(),
-                    class: class.into(),
-                }));
-            }
-        }
+        m.create_every_label_value();
         let r = registry.sub_registry_with_prefix("awsdynamodbsource");
         r.register(
             "records_read",
@@ -181,6 +163,29 @@ impl Metrics {
         );
         r.register_collector(Box::new(ProgressCollector(m.progress.clone())));
         m
+    }
+
+    /// Every labelled series at zero from the start, so that alerts on them
+    /// see 0, not "no data" (the guard each returns is only a read lock).
+    fn create_every_label_value(&self) {
+        for class in DELIVERY_FAILURE_CLASSES {
+            drop(self.delivery_failures.get_or_create(&ClassLabel {
+                class: class.into(),
+            }));
+        }
+        for reason in DROP_REASONS {
+            drop(self.events_dropped.get_or_create(&ReasonLabel {
+                reason: reason.into(),
+            }));
+        }
+        for operation in AWS_OPERATIONS {
+            for class in AWS_ERROR_CLASSES {
+                drop(self.aws_errors.get_or_create(&AwsErrorLabels {
+                    operation: operation.into(),
+                    class: class.into(),
+                }));
+            }
+        }
     }
 
     /// Counts a failed DynamoDB Streams call.
