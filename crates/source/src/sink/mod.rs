@@ -16,7 +16,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 pub use dead_letter::DeadLetter;
-pub use http::{ContentMode, HttpSink, SinkLimits, SinkUrlError, parse_sink_url, redact};
+pub use http::{
+    ContentMode, HttpSink, SinkLimits, SinkUrlError, parse_sink_url, parse_sink_url_of, redact,
+};
 pub use retry::{Delivery, GiveUpReason, RetryPolicy, deliver};
 pub use stdout::StdoutSink;
 pub use url::Url;
