@@ -20,9 +20,10 @@ use awsdynamodb_source::metrics::Metrics;
 use awsdynamodb_source::sink::{DeadLetter, HttpSink, Sink, SinkLimits, StdoutSink, Url, redact};
 use awsdynamodb_source::stream::aws::AwsStreams;
 use awsdynamodb_source::{Engine, EngineConfig, preflight};
+use awsdynamodbsource_api::vars::{CHECKPOINT_STORE, STARTUP_TIMEOUT};
 use awsdynamodbsource_checkpoint_kube::ConfigMapStore;
 use clap::Parser;
-use config::{Args, CheckpointLocation, LogFormat, Settings};
+use config::{Args, CheckpointLocation, Settings};
 use prometheus_client::registry::Registry;
 use tokio_util::sync::CancellationToken;
 
@@ -36,18 +37,11 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Err(e) => {
-            let first = e
-                .to_string()
-                .lines()
-                .next()
-                .unwrap_or_default()
-                .trim_start_matches("error: ")
-                .to_owned();
-            logging::fatal(LogFormat::Json, &first);
+            logging::fatal(config::requested_log_format(), &config::error_line(&e));
             return ExitCode::from(2);
         }
     };
-    let (log_format, _) = config::log_setup(&args);
+    let log_format = args.log_format();
     let settings = match args.settings() {
         Ok(s) => s,
         Err(e) => {
@@ -92,20 +86,7 @@ async fn run(s: Settings) -> Result<(), String> {
         "starting"
     );
 
-    let store: Arc<dyn CheckpointStore> = match &s.checkpoints {
-        CheckpointLocation::File(dir) => Arc::new(FileStore::open(dir).map_err(|e| e.to_string())?),
-        CheckpointLocation::Memory => Arc::new(MemoryStore::new()),
-        CheckpointLocation::Kubernetes(name) => {
-            let client = kube::Client::try_default().await.map_err(|e| {
-                format!("CHECKPOINT_STORE kubernetes:{name}: no Kubernetes API reachable: {e}")
-            })?;
-            let namespace = s
-                .namespace
-                .clone()
-                .unwrap_or_else(|| client.default_namespace().to_owned());
-            Arc::new(ConfigMapStore::new(client, &namespace, name))
-        }
-    };
+    let store = checkpoint_store(&s).await?;
 
     let mut registry = Registry::default();
     let metrics = Arc::new(Metrics::new(&mut registry));
@@ -130,7 +111,7 @@ async fn run(s: Settings) -> Result<(), String> {
         Ok(Err(e)) => return Err(e.to_string()),
         Err(_) => {
             return Err(format!(
-                "cannot reach DynamoDB Streams within STARTUP_TIMEOUT ({:?})",
+                "cannot reach DynamoDB Streams within {STARTUP_TIMEOUT} ({:?})",
                 s.startup_timeout
             ));
         }
@@ -141,6 +122,43 @@ async fn run(s: Settings) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     tracing::info!(store = %checkpoints.location(), "checkpoints loaded");
 
+    let (sink, dead_letter) = sinks(&s)?;
+    let engine = Engine::new(
+        engine_config(&s, dead_letter),
+        api,
+        sink,
+        checkpoints,
+        health,
+        metrics,
+    );
+
+    let shutdown = CancellationToken::new();
+    tokio::spawn(on_signal(shutdown.clone()));
+    engine.run(shutdown).await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Where checkpoints are kept.
+async fn checkpoint_store(s: &Settings) -> Result<Arc<dyn CheckpointStore>, String> {
+    Ok(match &s.checkpoints {
+        CheckpointLocation::File(dir) => Arc::new(FileStore::open(dir).map_err(|e| e.to_string())?),
+        CheckpointLocation::Memory => Arc::new(MemoryStore::new()),
+        CheckpointLocation::Kubernetes(name) => {
+            let client = kube::Client::try_default().await.map_err(|e| {
+                format!("{CHECKPOINT_STORE} kubernetes:{name}: no Kubernetes API reachable: {e}")
+            })?;
+            let namespace = s
+                .namespace
+                .clone()
+                .unwrap_or_else(|| client.default_namespace().to_owned());
+            Arc::new(ConfigMapStore::new(client, &namespace, name))
+        }
+    })
+}
+
+/// The sink (K_SINK, else standard output) and the dead-letter sink.
+fn sinks(s: &Settings) -> Result<(Arc<dyn Sink>, Option<DeadLetter>), String> {
     let http_sink = |url: &Url| -> Result<Arc<dyn Sink>, String> {
         Ok(Arc::new(
             HttpSink::new(
@@ -164,11 +182,14 @@ async fn run(s: Settings) -> Result<(), String> {
         .as_ref()
         .map(|url| http_sink(url).map(|sink| DeadLetter { sink }))
         .transpose()?;
+    Ok((sink, dead_letter))
+}
 
+fn engine_config(s: &Settings, dead_letter: Option<DeadLetter>) -> EngineConfig {
     let mut config = EngineConfig::new(s.arn.clone());
     config.starting_position = s.starting_position.clone();
     config.overrides = s.overrides.clone();
-    config.max_in_flight = max_in_flight(&s);
+    config.max_in_flight = max_in_flight(s);
     config.poll_interval = s.poll_interval;
     config.shutdown_timeout = s.shutdown_timeout;
     config.events = s.events.clone();
@@ -176,13 +197,7 @@ async fn run(s: Settings) -> Result<(), String> {
     config.dead_letter = dead_letter;
     config.retry.max_attempts = s.max_attempts;
     config.retry.max_record_age = s.max_record_age;
-    let engine = Engine::new(config, api, sink, checkpoints, health, metrics);
-
-    let shutdown = CancellationToken::new();
-    tokio::spawn(on_signal(shutdown.clone()));
-    engine.run(shutdown).await;
-    tracing::info!("stopped");
-    Ok(())
+    config
 }
 
 /// Writing to standard output is immediate: one event at a time costs

@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use awsdynamodb_source::health::Health;
+use awsdynamodbsource_api::vars::{HEALTH_PORT, METRICS_PROMETHEUS_PORT};
 use axum::Router;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
@@ -61,14 +62,14 @@ pub async fn start(
             .map_err(|e| format!("cannot listen on {var} {port}: {e}"))
     };
     if health_port == metrics_port {
-        let listener = bind(health_port, "HEALTH_PORT").await?;
+        let listener = bind(health_port, HEALTH_PORT).await?;
         serve(
             listener,
             health_routes.merge(metrics_routes).with_state(state),
         );
     } else {
-        let h = bind(health_port, "HEALTH_PORT").await?;
-        let m = bind(metrics_port, "METRICS_PROMETHEUS_PORT").await?;
+        let h = bind(health_port, HEALTH_PORT).await?;
+        let m = bind(metrics_port, METRICS_PROMETHEUS_PORT).await?;
         serve(h, health_routes.with_state(state.clone()));
         serve(m, metrics_routes.with_state(state));
     }

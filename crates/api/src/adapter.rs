@@ -10,6 +10,7 @@
 //! the callers' too.
 
 use crate::types::{AWSDynamoDBSourceSpec, SecretKeySelector, ValueFrom};
+use crate::vars::*;
 
 /// Where a variable's value comes from.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -34,55 +35,55 @@ impl From<&ValueFrom> for EnvValue {
 /// override replaces a variable of the same name).
 pub fn spec_env(spec: &AWSDynamoDBSourceSpec) -> Vec<(&'static str, EnvValue)> {
     let literal = |s: &str| EnvValue::Literal(s.to_owned());
-    let mut vars = vec![("ARN", literal(&spec.arn))];
+    let mut vars = vec![(ARN, literal(&spec.arn))];
     if let Some(credentials) = &spec.auth.credentials {
-        vars.push(("AWS_ACCESS_KEY_ID", (&credentials.access_key_id).into()));
+        vars.push((AWS_ACCESS_KEY_ID, (&credentials.access_key_id).into()));
         vars.push((
-            "AWS_SECRET_ACCESS_KEY",
+            AWS_SECRET_ACCESS_KEY,
             (&credentials.secret_access_key).into(),
         ));
         if let Some(token) = &credentials.session_token {
-            vars.push(("AWS_SESSION_TOKEN", token.into()));
+            vars.push((AWS_SESSION_TOKEN, token.into()));
         }
         if let Some(role) = &credentials.assume_iam_role {
-            vars.push(("AWS_ASSUME_ROLE_ARN", literal(role)));
+            vars.push((AWS_ASSUME_ROLE_ARN, literal(role)));
         }
     }
     if let Some(position) = &spec.starting_position {
-        vars.push(("STARTING_POSITION", literal(position)));
+        vars.push((STARTING_POSITION, literal(position)));
     }
     if let Some(interval) = &spec.poll_interval {
-        vars.push(("POLL_INTERVAL", literal(interval)));
+        vars.push((POLL_INTERVAL, literal(interval)));
     }
     if let Some(n) = spec.max_in_flight {
-        vars.push(("MAX_IN_FLIGHT", EnvValue::Literal(n.to_string())));
+        vars.push((MAX_IN_FLIGHT, EnvValue::Literal(n.to_string())));
     }
     if let Some(format) = &spec.data_format {
-        vars.push(("DATA_FORMAT", EnvValue::Literal(spelled(format))));
+        vars.push((DATA_FORMAT, EnvValue::Literal(spelled(format))));
     }
     if let Some(base) = &spec.data_schema_base {
-        vars.push(("DATASCHEMA_BASE", literal(base)));
+        vars.push((DATASCHEMA_BASE, literal(base)));
     }
     if let Some(subject) = &spec.subject {
-        vars.push(("SUBJECT", EnvValue::Literal(spelled(subject))));
+        vars.push((SUBJECT, EnvValue::Literal(spelled(subject))));
     }
     if let Some(mode) = &spec.content_mode {
-        vars.push(("CE_MODE", EnvValue::Literal(spelled(mode))));
+        vars.push((CE_MODE, EnvValue::Literal(spelled(mode))));
     }
     if let Some(extensions) = &spec.extensions {
         let names: Vec<String> = extensions.iter().map(spelled).collect();
-        vars.push(("EXTENSIONS", EnvValue::Literal(names.join(","))));
+        vars.push((EXTENSIONS, EnvValue::Literal(names.join(","))));
     }
     if let Some(filters) = &spec.filters {
         let json = serde_json::to_string(filters).unwrap_or_default();
-        vars.push(("FILTER", EnvValue::Literal(json)));
+        vars.push((FILTER, EnvValue::Literal(json)));
     }
     if let Some(delivery) = &spec.delivery {
         if let Some(n) = delivery.max_attempts {
-            vars.push(("MAX_ATTEMPTS", EnvValue::Literal(n.to_string())));
+            vars.push((MAX_ATTEMPTS, EnvValue::Literal(n.to_string())));
         }
         if let Some(age) = &delivery.max_record_age {
-            vars.push(("MAX_RECORD_AGE", literal(age)));
+            vars.push((MAX_RECORD_AGE, literal(age)));
         }
     }
     vars

@@ -9,6 +9,7 @@
 pub mod adapter;
 pub mod schema;
 pub mod types;
+pub mod vars;
 
 use std::collections::BTreeMap;
 

@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 
 use awsdynamodbsource_api::AWSDynamoDBSource;
 use awsdynamodbsource_api::adapter::{EnvValue, spec_env};
+use awsdynamodbsource_api::vars as var;
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy};
 use k8s_openapi::api::core::v1::{
     ConfigMap, Container, ContainerPort, EnvVar, EnvVarSource, HTTPGetAction, PodSpec,
@@ -175,18 +176,18 @@ impl Targets {
 pub fn adapter_env(source: &AWSDynamoDBSource, targets: &Targets) -> Vec<EnvVar> {
     let spec = &source.spec;
     let mut vars = vec![
-        env("K_SINK", targets.sink.as_str()),
-        env("NAMESPACE", namespace(source)),
-        env("NAME", source.name_any()),
+        env(var::K_SINK, targets.sink.as_str()),
+        env(var::NAMESPACE, namespace(source)),
+        env(var::NAME, source.name_any()),
         env(
-            "CHECKPOINT_STORE",
+            var::CHECKPOINT_STORE,
             format!("kubernetes:{}", checkpoints_name(source)),
         ),
-        env("HEALTH_PORT", HEALTH_PORT.to_string()),
-        env("METRICS_PROMETHEUS_PORT", METRICS_PORT.to_string()),
+        env(var::HEALTH_PORT, HEALTH_PORT.to_string()),
+        env(var::METRICS_PROMETHEUS_PORT, METRICS_PORT.to_string()),
     ];
     if let Some(dead_letter) = &targets.dead_letter {
-        vars.push(env("DEAD_LETTER_SINK", dead_letter.as_str()));
+        vars.push(env(var::DEAD_LETTER_SINK, dead_letter.as_str()));
     }
     for (name, value) in spec_env(spec) {
         vars.push(env_var(name, value));

@@ -74,6 +74,7 @@ pub struct EngineConfig {
     pub poll_interval: Duration,
     /// Pause after an empty page while the shard is active (had records in
     /// the last `active_window`): changes arriving now are sent within it.
+    /// [`Engine::new`] caps it at `poll_interval`.
     pub active_poll_interval: Duration,
     pub active_window: Duration,
     /// How often the shard list is refreshed (new shards are found within it).
@@ -218,7 +219,8 @@ enum Failure {
 }
 
 pub struct Engine {
-    config: EngineConfig,
+    /// Shared with the readers (`ctx.config`).
+    config: Arc<EngineConfig>,
     ctx: Arc<ReaderContext>,
     events: EventBuilder,
 }
@@ -235,7 +237,7 @@ enum StreamEnd {
 
 impl Engine {
     pub fn new(
-        config: EngineConfig,
+        mut config: EngineConfig,
         api: Arc<dyn StreamsApi>,
         sink: Arc<dyn Sink>,
         checkpoints: Checkpointer,
@@ -244,20 +246,16 @@ impl Engine {
     ) -> Self {
         let events = EventBuilder::new(&config.table, &config.overrides, config.events.clone());
         health.watch(metrics.progress.clone());
+        // An active shard is never polled more slowly than an idle one.
+        config.active_poll_interval = config.active_poll_interval.min(config.poll_interval);
+        let config = Arc::new(config);
         let ctx = Arc::new(ReaderContext {
             api: Arc::new(stream::CountedApi::new(api, metrics.clone())),
             sink,
             checkpoints,
             health,
             metrics,
-            retry: config.retry.clone(),
-            filter: config.filter.clone(),
-            dead_letter: config.dead_letter.clone(),
-            max_in_flight: config.max_in_flight,
-            read_ahead: config.read_ahead,
-            poll_interval: config.poll_interval,
-            active_poll_interval: config.active_poll_interval.min(config.poll_interval),
-            active_window: config.active_window,
+            config: config.clone(),
         });
         Engine {
             config,

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, anyhow, bail};
 use awsdynamodbsource_api::AWSDynamoDBSource;
 use awsdynamodbsource_api::adapter::{EnvValue, spec_env};
+use awsdynamodbsource_api::vars;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -232,21 +233,21 @@ pub fn adapter_env(
     }
     let checkpoints = dir.checkpoints(&name);
     env.extend([
-        ("K_SINK".to_owned(), sink.to_owned()),
-        ("NAME".to_owned(), name.clone()),
+        (vars::K_SINK.to_owned(), sink.to_owned()),
+        (vars::NAME.to_owned(), name.clone()),
         (
-            "CHECKPOINT_STORE".to_owned(),
+            vars::CHECKPOINT_STORE.to_owned(),
             format!("file:{}", checkpoints.display()),
         ),
-        ("HEALTH_PORT".to_owned(), health_port.to_string()),
+        (vars::HEALTH_PORT.to_owned(), health_port.to_string()),
         // One port for both: /metrics is served beside /health.
         (
-            "METRICS_PROMETHEUS_PORT".to_owned(),
+            vars::METRICS_PROMETHEUS_PORT.to_owned(),
             health_port.to_string(),
         ),
     ]);
     if let Some(endpoint) = endpoint {
-        env.push(("AWS_ENDPOINT_URL".to_owned(), endpoint.to_owned()));
+        env.push((vars::AWS_ENDPOINT_URL.to_owned(), endpoint.to_owned()));
     }
     if let Some(dead_letter) = source
         .spec
@@ -263,7 +264,7 @@ pub fn adapter_env(
                 "source {name}: tmctl sends dead letters to a URL only: set --delivery.deadLetterSink.uri"
             );
         };
-        env.push(("DEAD_LETTER_SINK".to_owned(), uri.clone()));
+        env.push((vars::DEAD_LETTER_SINK.to_owned(), uri.clone()));
     }
     for var in source
         .spec
@@ -313,7 +314,7 @@ pub async fn start_adapter(
     let binary = process::find_binary(ADAPTER_PROGRAM)?;
     let health_port = process::free_port()?;
     let mut run = state.sources.get(name).cloned().unwrap_or_default();
-    if let Some(endpoint) = std::env::var("AWS_ENDPOINT_URL")
+    if let Some(endpoint) = std::env::var(vars::AWS_ENDPOINT_URL)
         .ok()
         .filter(|e| !e.is_empty())
     {

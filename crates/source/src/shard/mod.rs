@@ -20,6 +20,7 @@ use tokio_util::task::AbortOnDropHandle;
 pub use window::{Completed, DeliveryWindow, Pending};
 
 use crate::checkpoint::{Checkpointer, ShardPosition};
+use crate::engine::EngineConfig;
 use crate::event::StreamEvent;
 use crate::event::{EventBuilder, aws};
 use crate::filter::RecordFilter;
@@ -27,7 +28,7 @@ use crate::health::Health;
 use crate::metrics::{Metrics, ReasonLabel};
 use crate::progress::ShardProgress;
 use crate::record::{ChangeRecord, ItemKey, Record, RecordError, SequenceNumber};
-use crate::sink::{DeadLetter, Delivery, RetryPolicy, Sink, deliver};
+use crate::sink::{Delivery, Sink, deliver};
 use crate::stream::{IteratorPosition, StreamsApi};
 use fetch::{Cursor, Fetched, next_page};
 
@@ -38,19 +39,9 @@ pub struct ReaderContext {
     pub checkpoints: Checkpointer,
     pub health: Arc<Health>,
     pub metrics: Arc<Metrics>,
-    pub retry: RetryPolicy,
-    /// Only records that match are sent; the others are done at once.
-    pub filter: Option<Arc<RecordFilter>>,
-    pub dead_letter: Option<DeadLetter>,
-    /// Deliveries at once per shard.
-    pub max_in_flight: usize,
-    /// A new page is fetched only while fewer events than this are undone.
-    pub read_ahead: usize,
-    /// Pause after an empty page when the shard is idle...
-    pub poll_interval: Duration,
-    /// ...and while it is active: records came within `active_window`.
-    pub active_poll_interval: Duration,
-    pub active_window: Duration,
+    /// The engine's configuration: deliveries at once, read-ahead, polling,
+    /// retries, the filter and the dead-letter sink.
+    pub config: Arc<EngineConfig>,
 }
 
 /// Where a reader begins.
@@ -178,15 +169,15 @@ impl ShardReader {
         let mut window = {
             let ctx = ctx.clone();
             let give_up = give_up.clone();
-            DeliveryWindow::new(ctx.max_in_flight, move |p: Pending| {
+            DeliveryWindow::new(ctx.config.max_in_flight, move |p: Pending| {
                 let ctx = ctx.clone();
                 let give_up = give_up.clone();
                 Box::pin(async move {
                     let delivery = deliver(
                         &*ctx.sink,
-                        ctx.dead_letter.as_ref(),
+                        ctx.config.dead_letter.as_ref(),
                         &p.event,
-                        &ctx.retry,
+                        &ctx.config.retry,
                         &ctx.metrics,
                         &give_up,
                     )
@@ -207,7 +198,7 @@ impl ShardReader {
         loop {
             if end.is_none()
                 && fetching.is_none()
-                && window.outstanding() < ctx.read_ahead
+                && window.outstanding() < ctx.config.read_ahead
                 && let Some(c) = cursor.take()
             {
                 let page = next_page(
@@ -218,7 +209,7 @@ impl ShardReader {
                     pause,
                 );
                 let (events, skip_before_ms) = (self.events.clone(), self.start.skip_before_ms);
-                let filter = ctx.filter.clone();
+                let filter = ctx.config.filter.clone();
                 fetching = Some(AbortOnDropHandle::new(tokio::spawn(async move {
                     let (c, fetched) = page.await;
                     (
@@ -266,8 +257,8 @@ impl ShardReader {
                             }
                             pause = match last_records {
                                 _ if !records.is_empty() => Duration::ZERO,
-                                Some(at) if now - at < ctx.active_window => ctx.active_poll_interval,
-                                _ => ctx.poll_interval,
+                                Some(at) if now - at < ctx.config.active_window => ctx.config.active_poll_interval,
+                                _ => ctx.config.poll_interval,
                             };
                             if let Some(seq) = self.accept(progress, records, &mut finalizer, &mut window) {
                                 c.resume = IteratorPosition::AfterSequence(seq);

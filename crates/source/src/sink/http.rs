@@ -79,17 +79,26 @@ pub struct HttpSink {
     authorization: Option<HeaderValue>,
 }
 
-/// Why `K_SINK` cannot be used. Never echoes a password in the URL.
+/// Why a sink's URL (`K_SINK`, or the variable named) cannot be used.
+/// Never echoes a password in the URL.
 #[derive(Debug, thiserror::Error)]
-#[error("K_SINK {shown}is not usable: {reason}")]
+#[error("{var} {shown}is not usable: {reason}")]
 pub struct SinkUrlError {
+    var: &'static str,
     shown: String,
     reason: String,
 }
 
 /// Accepts absolute `http`/`https` URLs with a host.
 pub fn parse_sink_url(s: &str) -> Result<Url, SinkUrlError> {
+    parse_sink_url_of("K_SINK", s)
+}
+
+/// [`parse_sink_url`] for the sink URL given by variable `var`, which the
+/// error names.
+pub fn parse_sink_url_of(var: &'static str, s: &str) -> Result<Url, SinkUrlError> {
     let fail = |shown: String, reason: &str| SinkUrlError {
+        var,
         shown,
         reason: reason.to_owned(),
     };

@@ -18,7 +18,9 @@ use async_trait::async_trait;
 use awsdynamodbsource_cloudevents::knative;
 use bytes::Bytes;
 pub use dead_letter::DeadLetter;
-pub use http::{ContentMode, HttpSink, SinkLimits, SinkUrlError, parse_sink_url, redact};
+pub use http::{
+    ContentMode, HttpSink, SinkLimits, SinkUrlError, parse_sink_url, parse_sink_url_of, redact,
+};
 pub use retry::{Delivery, GiveUpReason, RetryPolicy, deliver};
 pub use stdout::StdoutSink;
 pub use url::Url;
