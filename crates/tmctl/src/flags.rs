@@ -118,6 +118,8 @@ fn file_or_value(flag: &str, value: String) -> Result<String> {
     Ok(text.strip_suffix('\r').unwrap_or(text).to_owned())
 }
 
+/// Puts `--flag value` into the spec, typed as the schema says, or among
+/// the credentials when the flag names one.
 fn put_spec_field(
     schema: &Value,
     flags: &mut SourceFlags,
@@ -128,38 +130,61 @@ fn put_spec_field(
     if path.iter().any(String::is_empty) {
         bail!("--{flag} is not a field path");
     }
+    let node = field_schema(schema, flag, &path)?;
+    if is_credential(node) {
+        flags.credentials.push((path, value));
+        return Ok(());
+    }
+    let typed = typed_value(node, flag, value)?;
+    let mut spec = Value::Object(std::mem::take(&mut flags.spec));
+    set(&mut spec, &path, typed);
+    if let Value::Object(map) = spec {
+        flags.spec = map;
+    }
+    Ok(())
+}
+
+/// The schema of the field at `path`; an unknown field is an error that
+/// lists the fields there are.
+fn field_schema<'a>(schema: &'a Value, flag: &str, path: &[String]) -> Result<&'a Value> {
     let mut node = schema;
     for (depth, segment) in path.iter().enumerate() {
-        let at = path[..depth].join(".");
         node = if let Some(child) = node["properties"].get(segment) {
             child
         } else if node["additionalProperties"].is_object() {
             &node["additionalProperties"]
         } else {
-            let fields: Vec<&String> = node["properties"]
-                .as_object()
-                .map(|p| p.keys().collect())
-                .unwrap_or_default();
-            let within = if at.is_empty() {
-                "the AWSDynamoDBSource spec".to_owned()
-            } else {
-                format!("spec.{at}")
-            };
-            if fields.is_empty() {
-                bail!("unknown flag --{flag}: {within} has no fields");
-            }
-            let fields: Vec<String> = fields.iter().map(|f| f.to_string()).collect();
-            bail!(
-                "unknown flag --{flag}: {within} has no field {segment:?} (it has {}); `tmctl create source awsdynamodb --help` lists the flags",
-                fields.join(", ")
-            );
+            return Err(unknown_field(flag, node, &path[..depth], segment));
         };
-        if is_credential(node) && depth + 1 == path.len() {
-            flags.credentials.push((path, value));
-            return Ok(());
-        }
     }
-    let typed = match node["type"].as_str() {
+    Ok(node)
+}
+
+/// Says that `node`, at `at` in the spec, has no field `segment`, and
+/// which fields it has.
+fn unknown_field(flag: &str, node: &Value, at: &[String], segment: &str) -> anyhow::Error {
+    let fields: Vec<&String> = node["properties"]
+        .as_object()
+        .map(|p| p.keys().collect())
+        .unwrap_or_default();
+    let within = if at.is_empty() {
+        "the AWSDynamoDBSource spec".to_owned()
+    } else {
+        format!("spec.{}", at.join("."))
+    };
+    if fields.is_empty() {
+        return anyhow::anyhow!("unknown flag --{flag}: {within} has no fields");
+    }
+    let fields: Vec<String> = fields.iter().map(|f| f.to_string()).collect();
+    anyhow::anyhow!(
+        "unknown flag --{flag}: {within} has no field {segment:?} (it has {}); `tmctl create source awsdynamodb --help` lists the flags",
+        fields.join(", ")
+    )
+}
+
+/// `value` as the JSON type the field's schema `node` has.
+fn typed_value(node: &Value, flag: &str, value: String) -> Result<Value> {
+    Ok(match node["type"].as_str() {
         Some("string") | None => Value::String(value),
         Some("integer") => value
             .parse::<i64>()
@@ -195,13 +220,7 @@ fn put_spec_field(
             parsed
         }
         Some(other) => bail!("--{flag}: fields of type {other} are not supported as flags"),
-    };
-    let mut spec = Value::Object(std::mem::take(&mut flags.spec));
-    set(&mut spec, &path, typed);
-    if let Value::Object(map) = spec {
-        flags.spec = map;
-    }
-    Ok(())
+    })
 }
 
 /// Sets `path` in `root`, making objects on the way.

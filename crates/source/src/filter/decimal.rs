@@ -7,6 +7,7 @@
 //! owns that comparison; it never allocates and never converts to `f64`.
 
 use std::cmp::Ordering;
+use std::ops::Range;
 
 /// Exponents are clamped to this magnitude so that adding the position of the
 /// decimal point can never overflow. Numbers that far apart still order
@@ -66,103 +67,95 @@ fn to_i64(n: usize) -> i64 {
 /// `NaN` or `Infinity`, no hex: DynamoDB never writes those as numbers.
 pub(super) fn parse(text: &str) -> Option<Parts> {
     let b = text.as_bytes();
-    let mut i = 0;
-    let neg = match b.first() {
-        Some(b'-') => {
-            i = 1;
-            true
-        }
-        Some(b'+') => {
-            i = 1;
-            false
-        }
-        _ => false,
-    };
-    let int_start = i;
-    while is_digit(b.get(i)) {
-        i += 1;
-    }
-    let int_end = i;
-    let (frac_start, frac_end) = if b.get(i) == Some(&b'.') {
-        i += 1;
-        let start = i;
-        while is_digit(b.get(i)) {
-            i += 1;
-        }
-        (start, i)
+    let (neg, int_start) = sign_at(b, 0);
+    let int = digit_run(b, int_start);
+    let frac = if b.get(int.end) == Some(&b'.') {
+        digit_run(b, int.end + 1)
     } else {
-        (i, i)
+        int.end..int.end
     };
-    if int_start == int_end && frac_start == frac_end {
+    if int.is_empty() && frac.is_empty() {
+        return None;
+    }
+    let (exp, end) = exponent(b, frac.end)?;
+    if end != b.len() {
+        return None;
+    }
+    Some(significant(b, neg, int, frac, exp))
+}
+
+/// Whether an optional sign at `i` is `-`, and where what follows starts.
+fn sign_at(b: &[u8], i: usize) -> (bool, usize) {
+    match b.get(i) {
+        Some(b'-') => (true, i + 1),
+        Some(b'+') => (false, i + 1),
+        _ => (false, i),
+    }
+}
+
+/// The digits from `start` on (possibly none).
+fn digit_run(b: &[u8], start: usize) -> Range<usize> {
+    let mut end = start;
+    while is_digit(b.get(end)) {
+        end += 1;
+    }
+    start..end
+}
+
+/// The exponent at `i` (0 when there is none) and where it ends; `None`
+/// when an `e` has no digits.
+fn exponent(b: &[u8], i: usize) -> Option<(i64, usize)> {
+    if !matches!(b.get(i), Some(b'e' | b'E')) {
+        return Some((0, i));
+    }
+    let (neg, mut i) = sign_at(b, i + 1);
+    if !is_digit(b.get(i)) {
         return None;
     }
     let mut exp: i64 = 0;
-    if matches!(b.get(i), Some(b'e' | b'E')) {
+    while let Some(d) = b.get(i).filter(|d| d.is_ascii_digit()) {
+        exp = (exp * 10 + i64::from(d - b'0')).min(EXP_LIMIT);
         i += 1;
-        let exp_neg = match b.get(i) {
-            Some(b'-') => {
-                i += 1;
-                true
-            }
-            Some(b'+') => {
-                i += 1;
-                false
-            }
-            _ => false,
-        };
-        if !is_digit(b.get(i)) {
-            return None;
-        }
-        while let Some(d) = b.get(i).filter(|d| d.is_ascii_digit()) {
-            exp = (exp * 10 + i64::from(d - b'0')).min(EXP_LIMIT);
-            i += 1;
-        }
-        if exp_neg {
-            exp = -exp;
-        }
     }
-    if i != b.len() {
-        return None;
-    }
+    Some((if neg { -exp } else { exp }, i))
+}
 
+/// The significant digits among the integer digits `int` and the fraction
+/// digits `frac` of `b`, scaled by `exp`.
+fn significant(b: &[u8], neg: bool, int: Range<usize>, frac: Range<usize>, exp: i64) -> Parts {
     let nonzero = |&(_, d): &(usize, &u8)| *d != b'0';
-    let int_digits = || b.get(int_start..int_end).unwrap_or(&[]).iter().enumerate();
-    let frac_digits = || {
-        b.get(frac_start..frac_end)
-            .unwrap_or(&[])
-            .iter()
-            .enumerate()
-    };
+    let int_digits = || b.get(int.clone()).unwrap_or(&[]).iter().enumerate();
+    let frac_digits = || b.get(frac.clone()).unwrap_or(&[]).iter().enumerate();
     // The first significant digit fixes the scale: in `12.5` it is one
     // place left of two integer digits (exp 2, 0.125e2); in `0.05` it is
     // one zero after the point (exp -1, 0.5e-1).
     let (start, point) = if let Some((k, _)) = int_digits().find(nonzero) {
-        (int_start + k, to_i64(int_end - int_start - k))
+        (int.start + k, to_i64(int.len() - k))
     } else if let Some((k, _)) = frac_digits().find(nonzero) {
-        (frac_start + k, -to_i64(k))
+        (frac.start + k, -to_i64(k))
     } else {
-        return Some(Parts {
+        return Parts {
             neg: false,
             start: 0,
             end: 0,
             exp: 0,
-        });
+        };
     };
     // Trailing zeros are dropped so that digit strings compare
     // lexicographically: 12.50 and 12.5 are the same digits, 125.
     let end = if let Some((k, _)) = frac_digits().rev().find(nonzero) {
-        frac_start + k + 1
+        frac.start + k + 1
     } else if let Some((k, _)) = int_digits().rev().find(nonzero) {
-        int_start + k + 1
+        int.start + k + 1
     } else {
         start + 1
     };
-    Some(Parts {
+    Parts {
         neg,
         start,
         end,
         exp: point.saturating_add(exp),
-    })
+    }
 }
 
 fn sign(p: Parts) -> i8 {

@@ -22,6 +22,7 @@
 //!   holds when a parent is absent.
 
 mod decimal;
+mod parse;
 mod pattern;
 mod raw;
 
@@ -124,7 +125,7 @@ impl RecordFilter {
         };
         let raw = raw::read(json).map_err(|e| at_root(Problem::NotJson(e.to_string())))?;
         let Raw::Arr(items) = &raw else {
-            return Err(at_root(Problem::NotArray(pattern::shown(&raw))));
+            return Err(at_root(Problem::NotArray(parse::shown(&raw))));
         };
         if items.is_empty() {
             return Err(at_root(Problem::NoPattern));
@@ -135,7 +136,7 @@ impl RecordFilter {
             path.clear();
             path.push_str(ROOT);
             path.push_str(&format!("[{i}]"));
-            patterns.push(pattern::parse(item, &mut path)?);
+            patterns.push(parse::pattern(item, &mut path)?);
         }
         Ok(RecordFilter { patterns })
     }

@@ -2,10 +2,11 @@
 //! what their processes report. It shows where a credential comes from,
 //! never its value.
 
+use ::broker::BrokerStatus;
 use anyhow::Result;
 use serde_json::Value;
 
-use crate::home::Home;
+use crate::home::{BrokerDir, Home};
 use crate::manifest::{Manifest, SOURCE_KIND, TRIGGER_KIND, name_of};
 use crate::runtime::{RunState, broker_status, broker_url, http};
 
@@ -17,8 +18,15 @@ pub async fn run(home: &Home, broker: Option<&str>) -> Result<()> {
     let broker_port = state.broker_port();
     let status = broker_status(broker_port).await;
 
-    let name = &dir.name;
-    match (broker_port, &status) {
+    print_broker(&dir.name, &state, broker_port, status.as_ref());
+    print_triggers(&manifest, status.as_ref());
+    print_sources(&manifest, &state, &dir, &client).await;
+    Ok(())
+}
+
+/// Whether the broker runs, where, and how full it is.
+fn print_broker(name: &str, state: &RunState, port: Option<u16>, status: Option<&BrokerStatus>) {
+    match (port, status) {
         (Some(port), Some(s)) => println!(
             "Broker {name}: running at {} (pid {}), holding {} of {} events{}",
             broker_url(port),
@@ -33,7 +41,10 @@ pub async fn run(home: &Home, broker: Option<&str>) -> Result<()> {
         ),
         (None, _) => println!("Broker {name}: stopped (`tmctl start {name}` starts it)"),
     }
+}
 
+/// Each trigger's target and filters, and its counters when the broker runs.
+fn print_triggers(manifest: &Manifest, status: Option<&BrokerStatus>) {
     println!("\nTriggers:");
     let mut any = false;
     for t in manifest.of_kind(TRIGGER_KIND) {
@@ -51,7 +62,7 @@ pub async fn run(home: &Home, broker: Option<&str>) -> Result<()> {
         if let Some(d) = spec.get("delivery") {
             println!("    delivery: {d}");
         }
-        if let Some(ts) = status.as_ref().and_then(|s| s.triggers.get(tname)) {
+        if let Some(ts) = status.and_then(|s| s.triggers.get(tname)) {
             println!(
                 "    delivered {}, dead-lettered {}, dropped {}, pending {}",
                 ts.delivered, ts.dead_lettered, ts.dropped, ts.pending
@@ -64,7 +75,15 @@ pub async fn run(home: &Home, broker: Option<&str>) -> Result<()> {
     if !any {
         println!("  none (`tmctl create trigger --target URL` adds one)");
     }
+}
 
+/// Each source's spec (credentials summarised) and what its adapter says.
+async fn print_sources(
+    manifest: &Manifest,
+    state: &RunState,
+    dir: &BrokerDir,
+    client: &reqwest::Client,
+) {
     println!("\nSources:");
     let mut any = false;
     for s in manifest.of_kind(SOURCE_KIND) {
@@ -74,40 +93,44 @@ pub async fn run(home: &Home, broker: Option<&str>) -> Result<()> {
         println!("  {sname} (AWSDynamoDBSource)");
         println!("    arn: {}", spec["arn"].as_str().unwrap_or("?"));
         println!("    auth: {}", auth_summary(&spec["auth"]));
-        let sink = match spec["sink"]["uri"].as_str() {
-            Some(uri) => uri.to_owned(),
-            None => format!(
-                "broker {}",
-                spec["sink"]["ref"]["name"].as_str().unwrap_or("?")
-            ),
-        };
-        println!("    sink: {sink}");
-        let run = state.sources.get(sname);
-        let status = match (state.source_pid(sname), run.and_then(|r| r.health_port)) {
-            (Some(pid), Some(port)) => {
-                let health = format!("http://127.0.0.1:{port}/health");
-                let said = match client.get(&health).send().await {
-                    Ok(r) if r.status().is_success() => "capturing".to_owned(),
-                    Ok(r) => format!("not ready: {}", r.text().await.unwrap_or_default().trim()),
-                    Err(_) => "not answering".to_owned(),
-                };
-                let delivered = delivered(&client, port).await;
-                format!(
-                    "{said} (pid {pid}, {health}){}",
-                    delivered
-                        .map(|n| format!(", {n} events delivered"))
-                        .unwrap_or_default()
-                )
-            }
-            _ => "stopped".to_owned(),
-        };
-        println!("    status: {status}");
+        println!("    sink: {}", sink_summary(&spec["sink"]));
+        println!("    status: {}", adapter_status(state, sname, client).await);
         println!("    log: {}", dir.log(sname).display());
     }
     if !any {
         println!("  none (`tmctl create source awsdynamodb --help` tells how to add one)");
     }
-    Ok(())
+}
+
+/// The sink's URI, or the broker it refers to.
+fn sink_summary(sink: &Value) -> String {
+    match sink["uri"].as_str() {
+        Some(uri) => uri.to_owned(),
+        None => format!("broker {}", sink["ref"]["name"].as_str().unwrap_or("?")),
+    }
+}
+
+/// What the source's adapter says about itself: its health and how many
+/// events it delivered, or that it is stopped.
+async fn adapter_status(state: &RunState, source: &str, client: &reqwest::Client) -> String {
+    let run = state.sources.get(source);
+    let (Some(pid), Some(port)) = (state.source_pid(source), run.and_then(|r| r.health_port))
+    else {
+        return "stopped".to_owned();
+    };
+    let health = format!("http://127.0.0.1:{port}/health");
+    let said = match client.get(&health).send().await {
+        Ok(r) if r.status().is_success() => "capturing".to_owned(),
+        Ok(r) => format!("not ready: {}", r.text().await.unwrap_or_default().trim()),
+        Err(_) => "not answering".to_owned(),
+    };
+    let delivered = delivered(client, port).await;
+    format!(
+        "{said} (pid {pid}, {health}){}",
+        delivered
+            .map(|n| format!(", {n} events delivered"))
+            .unwrap_or_default()
+    )
 }
 
 /// How the source authenticates, without any value.
