@@ -8,10 +8,12 @@
 //! stream (which stream, which shards, lineage)
 //!   → shard (one reader per shard: pages, iterators, errors)
 //!     → record (sequence number, item identity)
-//!       → event (the CloudEvent and its data bytes)
-//!         → sink (HTTP or stdout, retries; the encoding and the retry rule are
-//!           `awsdynamodbsource_cloudevents`'s)
-//!           → checkpoint (ordered finalizer, atomic store)
+//!       → prepare (in order: skip by time, then
+//!         → filter (FILTER's patterns), then
+//!           → event (the CloudEvent and its data bytes))
+//!             → sink (HTTP or stdout, retries; the encoding and the retry
+//!               rule are `awsdynamodbsource_cloudevents`'s)
+//!               → checkpoint (ordered finalizer, atomic store)
 //! ```
 //!
 //! [`engine`] runs it all; [`health`] and [`metrics`] report on it, reading
@@ -26,6 +28,7 @@ pub mod event;
 pub mod filter;
 pub mod health;
 pub mod metrics;
+mod prepare;
 pub mod progress;
 pub mod record;
 pub mod shard;

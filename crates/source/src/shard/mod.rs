@@ -2,7 +2,7 @@
 //!
 //! Owns the shard's read loop: fetch pages (at once while records come; after
 //! an empty page, soon while the shard was active in the last seconds, else
-//! after `POLL_INTERVAL`), turn records into events, deliver
+//! after `POLL_INTERVAL`), have `prepare` turn records into events, deliver
 //! them through the in-flight [`window`], and move the checkpoint over the
 //! done prefix (the ordered finalizer). It never decides which shards to read
 //! or in what order — that is `engine`'s job with `stream`'s lineage.
@@ -21,13 +21,12 @@ pub use window::{Completed, DeliveryWindow, Pending};
 
 use crate::checkpoint::{Checkpointer, ShardPosition};
 use crate::engine::EngineConfig;
-use crate::event::StreamEvent;
-use crate::event::{EventBuilder, aws};
-use crate::filter::RecordFilter;
+use crate::event::EventBuilder;
 use crate::health::Health;
 use crate::metrics::{Metrics, ReasonLabel};
+use crate::prepare::{Prepared, Preparer};
 use crate::progress::ShardProgress;
-use crate::record::{ChangeRecord, ItemKey, Record, RecordError, SequenceNumber};
+use crate::record::{RecordError, SequenceNumber};
 use crate::sink::{Delivery, Sink, deliver};
 use crate::stream::{IteratorPosition, StreamsApi};
 use fetch::{Cursor, Fetched, next_page};
@@ -85,45 +84,8 @@ type OrderedFinalizer = crate::checkpoint::OrderedFinalizer<(Option<i64>, u64)>;
 /// aborts the fetch.
 type Fetching = AbortOnDropHandle<(Cursor, Fetched<Result<Prepared, RecordError>>)>;
 
-/// A record made ready off the reader's task: its place in the shard and,
-/// unless it is skipped, its event.
-struct Prepared {
-    sequence: SequenceNumber,
-    item: ItemKey,
-    created_ms: Option<i64>,
-    /// `None` when the record is older than the starting timestamp, or
-    /// FILTER does not pass it.
-    event: Option<StreamEvent>,
-    filtered: bool,
-}
-
-impl Prepared {
-    fn new(
-        events: &EventBuilder,
-        filter: Option<&RecordFilter>,
-        skip_before_ms: Option<i64>,
-        record: Record,
-    ) -> Result<Self, RecordError> {
-        let change = ChangeRecord::new(record)?;
-        let created_ms = change.created().and_then(|t| t.to_millis().ok());
-        let skipped = matches!((skip_before_ms, created_ms), (Some(before), Some(created)) if created < before);
-        // Patterns match the record as Lambda gives it, whatever DATA_FORMAT.
-        let filtered = !skipped
-            && filter.is_some_and(|f| {
-                let mut shape = Vec::with_capacity(512);
-                aws::encode_aws(&change.record, events.stream(), &mut shape);
-                serde_json::from_slice(&shape).is_ok_and(|record| !f.matches(&record))
-            });
-        let event = (!skipped && !filtered).then(|| events.build(&change));
-        Ok(Prepared {
-            sequence: change.sequence,
-            item: change.item,
-            created_ms,
-            event,
-            filtered,
-        })
-    }
-}
+/// What the window runs for each event: its delivery.
+type Deliver = Box<dyn FnMut(Pending) -> Pin<Box<dyn Future<Output = Completed> + Send>> + Send>;
 
 impl ShardReader {
     pub fn new(
@@ -165,31 +127,13 @@ impl ShardReader {
         give_up: CancellationToken,
     ) -> ShardEnd {
         let ctx = self.ctx.clone();
+        let preparer = Preparer::new(
+            self.events.clone(),
+            ctx.config.filter.clone(),
+            self.start.skip_before_ms,
+        );
         let mut finalizer = OrderedFinalizer::default();
-        let mut window = {
-            let ctx = ctx.clone();
-            let give_up = give_up.clone();
-            DeliveryWindow::new(ctx.config.max_in_flight, move |p: Pending| {
-                let ctx = ctx.clone();
-                let give_up = give_up.clone();
-                Box::pin(async move {
-                    let delivery = deliver(
-                        &*ctx.sink,
-                        ctx.config.dead_letter.as_ref(),
-                        &p.event,
-                        &ctx.config.retry,
-                        &ctx.metrics,
-                        &give_up,
-                    )
-                    .await;
-                    Completed {
-                        ticket: p.ticket,
-                        item: p.item,
-                        delivery,
-                    }
-                }) as Pin<Box<dyn Future<Output = Completed> + Send>>
-            })
-        };
+        let mut window = self.delivery_window(give_up);
         let mut cursor = Some(Cursor::new(self.start.position.clone()));
         let mut fetching: Option<Fetching> = None;
         let mut pause = Duration::ZERO;
@@ -201,23 +145,7 @@ impl ShardReader {
                 && window.outstanding() < ctx.config.read_ahead
                 && let Some(c) = cursor.take()
             {
-                let page = next_page(
-                    ctx.clone(),
-                    self.stream.clone(),
-                    self.shard.clone(),
-                    c,
-                    pause,
-                );
-                let (events, skip_before_ms) = (self.events.clone(), self.start.skip_before_ms);
-                let filter = ctx.config.filter.clone();
-                fetching = Some(AbortOnDropHandle::new(tokio::spawn(async move {
-                    let (c, fetched) = page.await;
-                    (
-                        c,
-                        fetched
-                            .map(|r| Prepared::new(&events, filter.as_deref(), skip_before_ms, r)),
-                    )
-                })));
+                fetching = Some(self.fetch(c, pause, preparer.clone()));
             }
             if end.is_some() && window.in_flight() == 0 {
                 break;
@@ -251,15 +179,7 @@ impl ShardReader {
                     };
                     match fetched {
                         Fetched::Page { records, last } => {
-                            let now = tokio::time::Instant::now();
-                            if !records.is_empty() {
-                                last_records = Some(now);
-                            }
-                            pause = match last_records {
-                                _ if !records.is_empty() => Duration::ZERO,
-                                Some(at) if now - at < ctx.config.active_window => ctx.config.active_poll_interval,
-                                _ => ctx.config.poll_interval,
-                            };
+                            pause = self.pause_after_page(!records.is_empty(), &mut last_records);
                             if let Some(seq) = self.accept(progress, records, &mut finalizer, &mut window) {
                                 c.resume = IteratorPosition::AfterSequence(seq);
                             }
@@ -274,9 +194,78 @@ impl ShardReader {
                 }
             }
         }
+        self.finish(end, &finalizer)
+    }
+
+    /// The window of deliveries in flight: each event delivered (with
+    /// retries and dead letters) on its own future.
+    fn delivery_window(&self, give_up: CancellationToken) -> DeliveryWindow<Deliver> {
+        let ctx = self.ctx.clone();
+        let deliver_one: Deliver = Box::new(move |p: Pending| {
+            let ctx = ctx.clone();
+            let give_up = give_up.clone();
+            Box::pin(async move {
+                let delivery = deliver(
+                    &*ctx.sink,
+                    ctx.config.dead_letter.as_ref(),
+                    &p.event,
+                    &ctx.config.retry,
+                    &ctx.metrics,
+                    &give_up,
+                )
+                .await;
+                Completed {
+                    ticket: p.ticket,
+                    item: p.item,
+                    delivery,
+                }
+            })
+        });
+        DeliveryWindow::new(self.ctx.config.max_in_flight, deliver_one)
+    }
+
+    /// Fetches the next page after `pause` and prepares its records, on a
+    /// task of its own.
+    fn fetch(&self, cursor: Cursor, pause: Duration, preparer: Preparer) -> Fetching {
+        let page = next_page(
+            self.ctx.clone(),
+            self.stream.clone(),
+            self.shard.clone(),
+            cursor,
+            pause,
+        );
+        AbortOnDropHandle::new(tokio::spawn(async move {
+            let (c, fetched) = page.await;
+            (c, fetched.map(|r| preparer.prepare(r)))
+        }))
+    }
+
+    /// The pause before the next fetch: none while records come, short
+    /// while the shard was active lately, else the poll interval.
+    fn pause_after_page(
+        &self,
+        had_records: bool,
+        last_records: &mut Option<tokio::time::Instant>,
+    ) -> Duration {
+        let now = tokio::time::Instant::now();
+        let config = &self.ctx.config;
+        if had_records {
+            *last_records = Some(now);
+            return Duration::ZERO;
+        }
+        match last_records {
+            Some(at) if now - *at < config.active_window => config.active_poll_interval,
+            _ => config.poll_interval,
+        }
+    }
+
+    /// How the shard ended; a shard read and delivered to its end is saved
+    /// as finished.
+    fn finish(&self, end: Option<ShardEnd>, finalizer: &OrderedFinalizer) -> ShardEnd {
         match end {
             Some(ShardEnd::Finished) if finalizer.is_empty() => {
-                ctx.checkpoints
+                self.ctx
+                    .checkpoints
                     .set(&self.stream, &self.shard, ShardPosition::Finished);
                 tracing::info!(shard = %self.shard, "shard read and delivered to its end");
                 ShardEnd::Finished

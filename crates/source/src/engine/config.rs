@@ -1,0 +1,134 @@
+//! How the engine runs: every setting with its documented default, and
+//! `STARTING_POSITION`.
+//!
+//! Owns the settings' types and defaults. It never reads the environment
+//! (the adapter does) and never acts on a setting.
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::arn::TableArn;
+use crate::event::{CeOverrides, EventOptions};
+use crate::filter::RecordFilter;
+use crate::sink::{DeadLetter, RetryPolicy};
+
+/// `STARTING_POSITION`: where shards that exist at the first start, and
+/// have no checkpoint, begin. Shards and streams that appear later are
+/// always read from their beginning.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StartingPosition {
+    Latest,
+    TrimHorizon,
+    /// From the oldest record, skipping records created before this time.
+    At(time::OffsetDateTime),
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "STARTING_POSITION {0:?} is not LATEST, TRIM_HORIZON or an RFC 3339 timestamp (e.g. 2024-01-01T00:00:00Z)"
+)]
+pub struct StartingPositionError(String);
+
+impl FromStr for StartingPosition {
+    type Err = StartingPositionError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim() {
+            "LATEST" | "latest" => Ok(StartingPosition::Latest),
+            "TRIM_HORIZON" | "trim_horizon" => Ok(StartingPosition::TrimHorizon),
+            t => time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339)
+                .map(StartingPosition::At)
+                .map_err(|_| StartingPositionError(s.to_owned())),
+        }
+    }
+}
+
+/// How the engine runs; [`EngineConfig::new`] gives the documented defaults.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    pub table: TableArn,
+    pub starting_position: StartingPosition,
+    pub overrides: CeOverrides,
+    /// Deliveries at once per shard.
+    pub max_in_flight: usize,
+    /// Undone events per shard below which the next page is fetched.
+    pub read_ahead: usize,
+    /// Pause after an empty page once the shard is idle.
+    pub poll_interval: Duration,
+    /// Pause after an empty page while the shard is active (had records in
+    /// the last `active_window`): changes arriving now are sent within it.
+    /// [`Engine::new`] caps it at `poll_interval`.
+    pub active_poll_interval: Duration,
+    pub active_window: Duration,
+    /// How often the shard list is refreshed (new shards are found within it).
+    pub discovery_interval: Duration,
+    /// How often changed checkpoints are saved...
+    pub checkpoint_interval: Duration,
+    /// ...or sooner, once this many events are done and unsaved.
+    pub checkpoint_after_events: u64,
+    /// On shutdown, how long deliveries in flight may take to finish.
+    pub shutdown_timeout: Duration,
+    pub retry: RetryPolicy,
+    /// The data format, subject, extensions and dataschema of events.
+    pub events: EventOptions,
+    /// Only records that match are sent (FILTER); the others are done.
+    pub filter: Option<Arc<RecordFilter>>,
+    /// Where events go that the sink refuses for good, that exhaust
+    /// `retry.max_attempts` or outgrow `retry.max_record_age`.
+    pub dead_letter: Option<DeadLetter>,
+}
+
+impl EngineConfig {
+    pub fn new(table: TableArn) -> Self {
+        EngineConfig {
+            table,
+            starting_position: StartingPosition::Latest,
+            overrides: CeOverrides::default(),
+            max_in_flight: 64,
+            read_ahead: 1000,
+            poll_interval: Duration::from_millis(250),
+            active_poll_interval: Duration::from_millis(20),
+            active_window: Duration::from_secs(5),
+            discovery_interval: Duration::from_secs(5),
+            checkpoint_interval: Duration::from_secs(1),
+            checkpoint_after_events: 5000,
+            shutdown_timeout: Duration::from_secs(20),
+            retry: RetryPolicy::default(),
+            events: EventOptions::default(),
+            filter: None,
+            dead_letter: None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn starting_positions() {
+        assert_eq!(
+            "LATEST".parse::<StartingPosition>().unwrap(),
+            StartingPosition::Latest
+        );
+        assert_eq!(
+            "TRIM_HORIZON".parse::<StartingPosition>().unwrap(),
+            StartingPosition::TrimHorizon
+        );
+        assert!(matches!(
+            "2024-01-01T00:00:00Z".parse::<StartingPosition>().unwrap(),
+            StartingPosition::At(_)
+        ));
+        assert!(matches!(
+            "2024-01-01T01:00:00+01:00"
+                .parse::<StartingPosition>()
+                .unwrap(),
+            StartingPosition::At(_)
+        ));
+        for bad in ["", "EARLIEST", "2024-01-01", "yesterday"] {
+            let err = bad.parse::<StartingPosition>().unwrap_err().to_string();
+            assert!(err.starts_with("STARTING_POSITION"), "{err}");
+        }
+    }
+}

@@ -1,0 +1,402 @@
+//! Supervising one stream's shards: a reader per readable shard, in lineage
+//! order, children started as soon as their parent is done and saved, the
+//! shard list refreshed, readers stopped at shutdown.
+//!
+//! Owns which shards run now and where each starts. It never reads records
+//! or sends events (`shard` does).
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::{Engine, StartingPosition, StreamEnd};
+use crate::checkpoint::ShardPosition;
+use crate::event::EventBuilder;
+use crate::shard::{ReaderContext, ShardEnd, ShardReader, ShardStart};
+use crate::stream::{
+    self, ApiError, IteratorPosition, ShardState, ShardTree, StreamDescription, StreamStatus,
+};
+
+/// The state of reading one stream.
+pub(super) struct StreamRun<'a> {
+    engine: &'a Engine,
+    arn: &'a str,
+    tree: ShardTree,
+    readers: JoinSet<(String, ShardEnd)>,
+    reader_ids: HashMap<tokio::task::Id, String>,
+    /// Shards that start at LATEST in this run (first start with LATEST).
+    latest_now: HashSet<String>,
+    events: EventBuilder,
+    /// Tells readers to stop reading.
+    stop: CancellationToken,
+    /// Tells readers to abandon deliveries in flight.
+    give_up: CancellationToken,
+    status: StreamStatus,
+    describe_failures: u32,
+}
+
+/// Pauses between looks for the children of a finished shard that had none
+/// yet; after these, the periodic refresh finds them.
+const CHILD_CHECKS: [Duration; 4] = [
+    Duration::from_millis(100),
+    Duration::from_millis(250),
+    Duration::from_millis(500),
+    Duration::from_secs(1),
+];
+
+/// Finished shards whose children were not listed yet, and when (and how
+/// many times already) to look again.
+#[derive(Default)]
+struct Orphans {
+    parents: Vec<String>,
+    next_check: Option<(Instant, usize)>,
+}
+
+impl Orphans {
+    fn add(&mut self, parent: String) {
+        self.parents.push(parent);
+        self.next_check
+            .get_or_insert((Instant::now() + CHILD_CHECKS[0], 0));
+    }
+}
+
+impl<'a> StreamRun<'a> {
+    /// Reads a described stream until it is drained, vanishes or shutdown
+    /// comes: finished shards marked, STARTING_POSITION applied at the first
+    /// start, the positions saved, then the readable shards started.
+    pub(super) async fn start(
+        engine: &'a Engine,
+        arn: &'a str,
+        description: StreamDescription,
+        first_start: bool,
+        shutdown: &CancellationToken,
+    ) -> StreamEnd {
+        let ctx = &engine.ctx;
+        let mut run = StreamRun {
+            engine,
+            arn,
+            tree: ShardTree::default(),
+            readers: JoinSet::new(),
+            reader_ids: HashMap::new(),
+            latest_now: HashSet::new(),
+            events: engine
+                .events
+                .for_stream(arn, description.key_schema.clone()),
+            stop: shutdown.child_token(),
+            give_up: CancellationToken::new(),
+            status: description.status.clone(),
+            describe_failures: 0,
+        };
+        run.tree.merge(&description.shards, true);
+        run.forget_trimmed_shards();
+        let known = ctx.checkpoints.snapshot();
+        let stream_known = known.streams.contains_key(arn);
+        ctx.checkpoints.update(|c| {
+            c.streams.entry(arn.to_owned()).or_default();
+        });
+        for id in run.tree.ids().map(str::to_owned).collect::<Vec<_>>() {
+            if known.shard(arn, &id) == Some(&ShardPosition::Finished) {
+                run.tree.set_state(&id, ShardState::Finished);
+            }
+        }
+        if first_start && !stream_known {
+            run.apply_starting_position();
+        }
+        if !ctx.checkpoints.flush_durably(shutdown).await {
+            return StreamEnd::Stopped;
+        }
+        ctx.health.set_stream_problem(None);
+        run.start_readable();
+        ctx.health.set_started();
+        run.run(shutdown).await
+    }
+}
+
+impl StreamRun<'_> {
+    fn ctx(&self) -> &ReaderContext {
+        &self.engine.ctx
+    }
+
+    /// STARTING_POSITION for the shards that exist now and have no checkpoint.
+    fn apply_starting_position(&mut self) {
+        let now_ms = (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
+        let ids: Vec<String> = self
+            .tree
+            .ids()
+            .filter(|id| self.tree.state(id) != Some(ShardState::Finished))
+            .map(str::to_owned)
+            .collect();
+        for id in ids {
+            if self.ctx().checkpoints.position(self.arn, &id).is_some() {
+                continue;
+            }
+            let closed = self.tree.info(&id).is_some_and(|s| s.closed);
+            match &self.engine.config.starting_position {
+                StartingPosition::TrimHorizon => {}
+                StartingPosition::Latest if closed => {
+                    // Nothing will be added to it: LATEST means nothing to read.
+                    self.ctx()
+                        .checkpoints
+                        .set(self.arn, &id, ShardPosition::Finished);
+                    self.tree.set_state(&id, ShardState::Finished);
+                }
+                StartingPosition::Latest => {
+                    // A LATEST iterator has no sequence number to save. If we
+                    // stop before the first event is done, the restart reads
+                    // from the shard's start and skips what is older than a
+                    // minute before this start (a margin for the coarse
+                    // record times), so nothing written after it is lost.
+                    self.ctx().checkpoints.set(
+                        self.arn,
+                        &id,
+                        ShardPosition::Since(now_ms - 60_000),
+                    );
+                    self.latest_now.insert(id);
+                }
+                StartingPosition::At(t) => {
+                    let ms = (t.unix_timestamp_nanos() / 1_000_000) as i64;
+                    self.ctx()
+                        .checkpoints
+                        .set(self.arn, &id, ShardPosition::Since(ms));
+                }
+            }
+        }
+    }
+
+    /// Starts a reader on every shard that may be read now.
+    fn start_readable(&mut self) {
+        loop {
+            let mut finished_some = false;
+            for id in self.tree.readable() {
+                let start = match self.ctx().checkpoints.position(self.arn, &id) {
+                    Some(ShardPosition::Finished) => {
+                        // Its children may now be readable: look again.
+                        self.tree.set_state(&id, ShardState::Finished);
+                        finished_some = true;
+                        continue;
+                    }
+                    Some(ShardPosition::After(seq)) => ShardStart {
+                        position: IteratorPosition::AfterSequence(seq),
+                        skip_before_ms: None,
+                    },
+                    Some(ShardPosition::Since(_)) if self.latest_now.remove(&id) => ShardStart {
+                        position: IteratorPosition::Latest,
+                        skip_before_ms: None,
+                    },
+                    Some(ShardPosition::Since(ms)) => ShardStart {
+                        position: IteratorPosition::TrimHorizon,
+                        skip_before_ms: Some(ms),
+                    },
+                    None => ShardStart {
+                        position: IteratorPosition::TrimHorizon,
+                        skip_before_ms: None,
+                    },
+                };
+                self.tree.set_state(&id, ShardState::Reading);
+                let reader = ShardReader::new(
+                    self.engine.ctx.clone(),
+                    self.arn,
+                    &id,
+                    start,
+                    self.events.clone(),
+                );
+                let (stop, give_up) = (self.stop.clone(), self.give_up.clone());
+                let shard = id.clone();
+                let handle = self
+                    .readers
+                    .spawn(async move { (shard, reader.run(stop, give_up).await) });
+                self.reader_ids.insert(handle.id(), id);
+            }
+            if !finished_some {
+                return;
+            }
+        }
+    }
+
+    /// Shard checkpoints of shards the stream no longer lists are forgotten.
+    fn forget_trimmed_shards(&self) {
+        let tree = &self.tree;
+        self.ctx().checkpoints.update(|c| {
+            if let Some(s) = c.streams.get_mut(self.arn) {
+                s.shards.retain(|id, _| tree.state(id).is_some());
+            }
+        });
+    }
+
+    /// Re-reads the whole shard list; false when the stream is gone.
+    async fn refresh(&mut self) -> Result<(), String> {
+        match stream::describe_all(&*self.engine.ctx.api, self.arn).await {
+            Ok(d) => {
+                self.describe_failures = 0;
+                self.status = d.status;
+                self.tree.merge(&d.shards, true);
+                self.forget_trimmed_shards();
+                self.ctx().health.set_stream_problem(None);
+                self.start_readable();
+                Ok(())
+            }
+            Err(ApiError::NotFound(why)) => Err(why),
+            Err(e) => {
+                self.describe_failures += 1;
+                tracing::warn!(stream = self.arn, error = %e, "cannot refresh the shard list");
+                if self.describe_failures >= 3 {
+                    self.ctx().health.set_stream_problem(Some(format!(
+                        "cannot describe stream {}: {e}",
+                        self.arn
+                    )));
+                }
+                Ok(())
+            }
+        }
+    }
+
+    async fn run(mut self, shutdown: &CancellationToken) -> StreamEnd {
+        let interval = self.engine.config.discovery_interval;
+        let mut next_refresh = Instant::now() + interval;
+        let mut orphans = Orphans::default();
+        let mut vanished: Option<String> = None;
+        loop {
+            if self.readers.is_empty() {
+                if let Some(why) = vanished.take() {
+                    return StreamEnd::Vanished(why);
+                }
+                if self.status == StreamStatus::Disabled && self.tree.all_finished() {
+                    return StreamEnd::Drained;
+                }
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => {
+                    self.shut_down().await;
+                    return StreamEnd::Stopped;
+                }
+                Some(joined) = self.readers.join_next_with_id() => {
+                    let (id, end) = match joined {
+                        Ok((task, (id, end))) => {
+                            self.reader_ids.remove(&task);
+                            (id, end)
+                        }
+                        Err(e) => {
+                            let id = self.reader_ids.remove(&e.id()).unwrap_or_default();
+                            tracing::error!(shard = %id, error = %e, "a shard reader failed; it will restart from its checkpoint");
+                            (id, ShardEnd::Stopped)
+                        }
+                    };
+                    if let Some(why) = self.reader_ended(id, end, shutdown, &mut orphans).await {
+                        vanished = Some(why);
+                    }
+                }
+                _ = tokio::time::sleep_until(orphans.next_check.map_or(next_refresh, |c| c.0)), if orphans.next_check.is_some() => {
+                    self.look_for_children(&mut orphans).await;
+                }
+                _ = tokio::time::sleep_until(next_refresh) => {
+                    next_refresh = Instant::now() + interval;
+                    if let Err(why) = self.refresh().await {
+                        self.ctx().health.set_stream_problem(Some(format!("stream {} not found: {why}", self.arn)));
+                        vanished = Some(why);
+                    }
+                }
+            }
+        }
+    }
+
+    /// A reader has ended: a finished shard's end is saved and its children
+    /// started (or looked for again soon); a stopped or vanished one waits
+    /// for the next refresh. Returns why the stream vanished, if a refresh
+    /// found that.
+    async fn reader_ended(
+        &mut self,
+        id: String,
+        end: ShardEnd,
+        shutdown: &CancellationToken,
+        orphans: &mut Orphans,
+    ) -> Option<String> {
+        match end {
+            ShardEnd::Finished => {
+                // The parent's end must be saved before a child starts, or a
+                // crash could re-send the parent's tail after the children's
+                // changes.
+                if !self.ctx().checkpoints.flush_durably(shutdown).await {
+                    return None;
+                }
+                self.tree.set_state(&id, ShardState::Finished);
+                if self.adopt_children(&id).await {
+                    return None;
+                }
+                // No child listed yet: the full list also tells whether the
+                // stream was disabled.
+                let vanished = self.refresh().await.err();
+                if !self.tree.has_children(&id) && self.status != StreamStatus::Disabled {
+                    orphans.add(id);
+                }
+                vanished
+            }
+            ShardEnd::Stopped | ShardEnd::Vanished(_) => {
+                // Restarted from its checkpoint by the next refresh, if the
+                // stream still lists it; not at once, so a shard that keeps
+                // vanishing cannot hammer DescribeStream.
+                self.tree.set_state(&id, ShardState::Waiting);
+                if let ShardEnd::Vanished(why) = &end {
+                    tracing::warn!(shard = %id, %why, "shard vanished");
+                }
+                None
+            }
+        }
+    }
+
+    /// Looks again for the children of finished shards that had none, a few
+    /// times (then the periodic refresh finds them).
+    async fn look_for_children(&mut self, orphans: &mut Orphans) {
+        let attempt = orphans.next_check.take().map_or(0, |c| c.1);
+        let mut still = Vec::new();
+        for parent in std::mem::take(&mut orphans.parents) {
+            if !self.adopt_children(&parent).await {
+                still.push(parent);
+            }
+        }
+        orphans.parents = still;
+        if !orphans.parents.is_empty() && attempt + 1 < CHILD_CHECKS.len() {
+            orphans.next_check = Some((Instant::now() + CHILD_CHECKS[attempt + 1], attempt + 1));
+        } else {
+            orphans.parents.clear();
+        }
+    }
+
+    /// Looks up a finished shard's children and starts those now readable;
+    /// false when it has none listed yet.
+    async fn adopt_children(&mut self, parent: &str) -> bool {
+        match stream::describe_children(&*self.engine.ctx.api, self.arn, parent).await {
+            Ok(children) if !children.is_empty() => {
+                tracing::info!(shard = parent, children = ?children.iter().map(|c| &c.id).collect::<Vec<_>>(), "starting the children of a finished shard");
+                self.tree.merge(&children, false);
+                self.start_readable();
+                true
+            }
+            Ok(_) => false,
+            Err(e) => {
+                tracing::warn!(shard = parent, error = %e, "cannot list the children of a finished shard");
+                false
+            }
+        }
+    }
+
+    /// Stops reading, gives deliveries in flight the shutdown timeout, then
+    /// abandons them (they stay unacknowledged and are sent again after the
+    /// restart).
+    async fn shut_down(&mut self) {
+        self.stop.cancel();
+        let deadline = tokio::time::sleep(self.engine.config.shutdown_timeout);
+        tokio::pin!(deadline);
+        loop {
+            tokio::select! {
+                joined = self.readers.join_next() => if joined.is_none() { break },
+                _ = &mut deadline, if !self.give_up.is_cancelled() => {
+                    tracing::warn!("shutdown timeout: abandoning deliveries in flight; they will be sent again after a restart");
+                    self.give_up.cancel();
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,75 @@
+//! Record → filter → event: what one record read from a shard becomes, in
+//! that order. A record created before the starting timestamp is skipped;
+//! FILTER sees the record in the shape Lambda gives it, whatever
+//! `DATA_FORMAT`; what passes becomes a CloudEvent.
+//!
+//! Owns that order and the skip-by-time rule. It never fetches records,
+//! sends events or moves a checkpoint: a skipped or filtered record is still
+//! done, and `shard` takes it from there.
+
+use std::sync::Arc;
+
+use crate::event::{EventBuilder, StreamEvent, aws};
+use crate::filter::RecordFilter;
+use crate::record::{ChangeRecord, ItemKey, Record, RecordError, SequenceNumber};
+
+/// Turns one shard's records into events.
+#[derive(Clone)]
+pub(crate) struct Preparer {
+    events: EventBuilder,
+    filter: Option<Arc<RecordFilter>>,
+    /// Records created before this (Unix ms) are skipped: a start at a
+    /// timestamp, or after LATEST when nothing was saved yet.
+    skip_before_ms: Option<i64>,
+}
+
+/// A record made ready: its place in the shard and, unless it is skipped or
+/// filtered out, its event.
+pub(crate) struct Prepared {
+    pub sequence: SequenceNumber,
+    pub item: ItemKey,
+    pub created_ms: Option<i64>,
+    /// `None` when the record is older than the starting timestamp, or
+    /// FILTER does not pass it.
+    pub event: Option<StreamEvent>,
+    pub filtered: bool,
+}
+
+impl Preparer {
+    pub fn new(
+        events: EventBuilder,
+        filter: Option<Arc<RecordFilter>>,
+        skip_before_ms: Option<i64>,
+    ) -> Self {
+        Preparer {
+            events,
+            filter,
+            skip_before_ms,
+        }
+    }
+
+    pub fn prepare(&self, record: Record) -> Result<Prepared, RecordError> {
+        let change = ChangeRecord::new(record)?;
+        let created_ms = change.created().and_then(|t| t.to_millis().ok());
+        let skipped = matches!((self.skip_before_ms, created_ms), (Some(before), Some(created)) if created < before);
+        let filtered = !skipped && self.filtered_out(&change);
+        let event = (!skipped && !filtered).then(|| self.events.build(&change));
+        Ok(Prepared {
+            sequence: change.sequence,
+            item: change.item,
+            created_ms,
+            event,
+            filtered,
+        })
+    }
+
+    /// Whether FILTER refuses the record. Patterns match the record as
+    /// Lambda gives it, whatever DATA_FORMAT.
+    fn filtered_out(&self, change: &ChangeRecord) -> bool {
+        self.filter.as_ref().is_some_and(|f| {
+            let mut shape = Vec::with_capacity(512);
+            aws::encode_aws(&change.record, self.events.stream(), &mut shape);
+            serde_json::from_slice(&shape).is_ok_and(|record| !f.matches(&record))
+        })
+    }
+}
