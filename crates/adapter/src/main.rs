@@ -14,11 +14,11 @@ mod server;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use awsdynamodb_source::checkpoint::{CheckpointStore, Checkpointer, FileStore, MemoryStore};
-use awsdynamodb_source::health::Health;
-use awsdynamodb_source::metrics::Metrics;
-use awsdynamodb_source::sink::{DeadLetter, HttpSink, Sink, SinkLimits, StdoutSink, Url, redact};
-use awsdynamodb_source::stream::aws::AwsStreams;
+use awsdynamodb_source::AwsStreams;
+use awsdynamodb_source::Health;
+use awsdynamodb_source::Metrics;
+use awsdynamodb_source::{CheckpointStore, Checkpointer, FileStore, MemoryStore};
+use awsdynamodb_source::{DeadLetter, HttpSink, Sink, SinkLimits, StdoutSink, Url, redact};
 use awsdynamodb_source::{Engine, EngineConfig, preflight};
 use awsdynamodbsource_api::vars::{CHECKPOINT_STORE, STARTUP_TIMEOUT};
 use awsdynamodbsource_checkpoint_kube::ConfigMapStore;

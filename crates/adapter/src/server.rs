@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use awsdynamodb_source::health::Health;
+use awsdynamodb_source::Health;
 use awsdynamodbsource_api::vars::{HEALTH_PORT, METRICS_PROMETHEUS_PORT};
 use axum::Router;
 use axum::extract::State;

@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use aws_sdk_dynamodbstreams::types::Record;
-use awsdynamodb_source::event::data::{encode_record, format_time};
+use awsdynamodb_source::test_support::{encode_record, format_time};
 use awsdynamodb_testkit::{
     AttributeValue, DynamoDbLocal, FaultProxy, KeyShape, RecordingSink, StreamViewType, TestTable,
     items,

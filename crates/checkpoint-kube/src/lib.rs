@@ -13,7 +13,7 @@
 use std::sync::Mutex;
 
 use async_trait::async_trait;
-use awsdynamodb_source::checkpoint::{CheckpointError, CheckpointStore, Checkpoints};
+use awsdynamodb_source::{CheckpointError, CheckpointStore, Checkpoints};
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Client;

@@ -2,10 +2,8 @@
 
 use std::time::Duration;
 
-use awsdynamodb_source::checkpoint::{
-    CheckpointError, CheckpointStore, Checkpoints, ShardPosition,
-};
-use awsdynamodb_source::record::SequenceNumber;
+use awsdynamodb_source::SequenceNumber;
+use awsdynamodb_source::{CheckpointError, CheckpointStore, Checkpoints, ShardPosition};
 use awsdynamodbsource_checkpoint_kube::{ConfigMapStore, KEY};
 use http::{Request, Response, StatusCode};
 use kube::Client;

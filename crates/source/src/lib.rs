@@ -16,27 +16,55 @@
 //!               → checkpoint (ordered finalizer, atomic store)
 //! ```
 //!
-//! [`engine`] runs it all; [`health`] and [`metrics`] report on it, reading
-//! delivery figures from [`progress`]. The engine
-//! knows nothing of Kubernetes or the CLI: the adapter binary feeds it from
-//! its environment.
+//! `engine` runs it all; `health` and `metrics` report on it, reading
+//! delivery figures from `progress`. The engine knows nothing of Kubernetes
+//! or the CLI: the adapter binary feeds it from its environment.
+//!
+//! Modules are private: the crate's root re-exports what the binaries use.
+//! Its own integration tests reach deeper through [`test_support`], which is
+//! not an API.
 
-pub mod arn;
-pub mod checkpoint;
-pub mod engine;
-pub mod event;
-pub mod filter;
-pub mod health;
-pub mod metrics;
+mod arn;
+mod checkpoint;
+mod engine;
+mod event;
+mod filter;
+mod health;
+mod metrics;
 mod prepare;
-pub mod progress;
-pub mod record;
-pub mod shard;
-pub mod sink;
-pub mod stream;
+mod progress;
+mod record;
+mod shard;
+mod sink;
+mod stream;
+#[doc(hidden)]
+pub mod test_support;
 
+// What the binaries use: the engine and its settings,
 pub use arn::{ArnError, TableArn};
-pub use engine::{Engine, EngineConfig, StartingPosition, StartupError, preflight};
+pub use engine::{
+    Engine, EngineConfig, StartingPosition, StartingPositionError, StartupError, preflight,
+};
+pub use event::{
+    CeOverrides, DataFormat, EventOptions, Extensions, OptionError, OverridesError, SubjectMode,
+};
+pub use filter::{FilterError, RecordFilter};
+// where events go,
+pub use sink::{
+    ContentMode, DeadLetter, HttpSink, RetryPolicy, SendError, Sink, SinkLimits, SinkUrlError,
+    StdoutSink, Url, parse_sink_url, parse_sink_url_of, redact,
+};
+// where positions are kept (a store outside this crate implements the trait),
+pub use checkpoint::{
+    CheckpointError, CheckpointStore, Checkpointer, Checkpoints, FileStore, MemoryStore,
+    ShardPosition, StreamCheckpoint,
+};
+pub use record::SequenceNumber;
+// how DynamoDB Streams is reached,
+pub use stream::aws::AwsStreams;
+// and what reports on it all.
+pub use health::Health;
+pub use metrics::Metrics;
 
 /// An error and its sources, on one line: `a: b: c`. (The SDK's
 /// `DisplayErrorContext` adds a Debug dump, too long for a log line that a

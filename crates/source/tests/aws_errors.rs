@@ -4,8 +4,8 @@
 
 use aws_sdk_dynamodbstreams::config::{BehaviorVersion, Credentials, Region};
 use aws_smithy_http_client::test_util::infallible_client_fn;
-use awsdynamodb_source::stream::aws::AwsStreams;
-use awsdynamodb_source::stream::{ApiError, StreamsApi};
+use awsdynamodb_source::test_support::AwsStreams;
+use awsdynamodb_source::test_support::{ApiError, StreamsApi};
 
 fn api(status: u16, body: &'static str) -> AwsStreams {
     let http = infallible_client_fn(move |_req| {

@@ -9,12 +9,12 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use awsdynamodb_source::checkpoint::{CheckpointStore, Checkpointer, MemoryStore, ShardPosition};
-use awsdynamodb_source::event::CloudEvent;
-use awsdynamodb_source::health::Health;
-use awsdynamodb_source::metrics::Metrics;
-use awsdynamodb_source::sink::RetryPolicy;
-use awsdynamodb_source::stream::{ApiError, IteratorPosition, StreamStatus};
+use awsdynamodb_source::test_support::CloudEvent;
+use awsdynamodb_source::test_support::Health;
+use awsdynamodb_source::test_support::Metrics;
+use awsdynamodb_source::test_support::RetryPolicy;
+use awsdynamodb_source::test_support::{ApiError, IteratorPosition, StreamStatus};
+use awsdynamodb_source::test_support::{CheckpointStore, Checkpointer, MemoryStore, ShardPosition};
 use awsdynamodb_source::{
     Engine, EngineConfig, StartingPosition, StartupError, TableArn, preflight,
 };
@@ -374,7 +374,8 @@ async fn an_expired_iterator_is_renewed_after_the_last_record_read() {
     assert_eq!(
         iterators[1],
         IteratorPosition::AfterSequence(
-            awsdynamodb_source::record::SequenceNumber::parse("000000000000000000003").unwrap()
+            awsdynamodb_source::test_support::SequenceNumber::parse("000000000000000000003")
+                .unwrap()
         )
     );
     run.stop().await;
@@ -519,7 +520,8 @@ async fn a_restart_resumes_after_the_checkpoint() {
     assert_eq!(
         saved.shard(&s, "a"),
         Some(&ShardPosition::After(
-            awsdynamodb_source::record::SequenceNumber::parse("000000000000000000005").unwrap()
+            awsdynamodb_source::test_support::SequenceNumber::parse("000000000000000000005")
+                .unwrap()
         ))
     );
     let second: Vec<String> = (5..8).map(|v| api.write(&s, "a", "x", v)).collect();

@@ -12,7 +12,7 @@
 
 use std::path::{Path, PathBuf};
 
-use awsdynamodb_source::event::data::encode_record;
+use awsdynamodb_source::test_support::encode_record;
 use golden_inputs::{golden_dir, inputs, records_from};
 
 mod golden_inputs;

@@ -9,9 +9,9 @@ mod settings;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use awsdynamodb_source::event::{CeOverrides, DataFormat, Extensions, SubjectMode};
-use awsdynamodb_source::filter::RecordFilter;
-use awsdynamodb_source::sink::{ContentMode, Url};
+use awsdynamodb_source::RecordFilter;
+use awsdynamodb_source::{CeOverrides, DataFormat, Extensions, SubjectMode};
+use awsdynamodb_source::{ContentMode, Url};
 use awsdynamodb_source::{StartingPosition, TableArn};
 use awsdynamodbsource_api::vars::*;
 use clap::Parser;

@@ -5,9 +5,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use awsdynamodb_source::event::{CeOverrides, DataFormat, Extensions, SubjectMode};
-use awsdynamodb_source::filter::RecordFilter;
-use awsdynamodb_source::sink::{ContentMode, Url, parse_sink_url_of};
+use awsdynamodb_source::RecordFilter;
+use awsdynamodb_source::{CeOverrides, DataFormat, Extensions, SubjectMode};
+use awsdynamodb_source::{ContentMode, Url, parse_sink_url_of};
 use awsdynamodb_source::{StartingPosition, TableArn};
 use awsdynamodbsource_api::vars::{
     AWS_ASSUME_ROLE_ARN, CE_MODE, CHECKPOINT_STORE, DATASCHEMA_BASE, FILTER, LOG_FORMAT, LOG_LEVEL,

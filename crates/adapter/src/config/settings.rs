@@ -3,9 +3,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use awsdynamodb_source::event::{CeOverrides, EventOptions};
-use awsdynamodb_source::filter::RecordFilter;
-use awsdynamodb_source::sink::{ContentMode, Url};
+use awsdynamodb_source::RecordFilter;
+use awsdynamodb_source::{CeOverrides, EventOptions};
+use awsdynamodb_source::{ContentMode, Url};
 use awsdynamodb_source::{StartingPosition, TableArn};
 use awsdynamodbsource_api::vars::{ARN, CHECKPOINT_STORE, STATE_DIR};
 

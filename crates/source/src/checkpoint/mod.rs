@@ -71,7 +71,7 @@ pub enum CheckpointError {
 
 impl CheckpointError {
     /// `location` holds text that is no checkpoints. serde's message quotes
-    /// parts of that text as they are (`unknown variant `a<LF>b``), so its
+    /// parts of that text as they are (``unknown variant `a<LF>b` ``), so its
     /// line breaks and other control characters are escaped: the error stays
     /// one line, as the adapter's fatal log line must be.
     pub fn corrupt(location: String, error: &serde_json::Error) -> Self {

@@ -58,7 +58,7 @@ pub struct EngineConfig {
     pub poll_interval: Duration,
     /// Pause after an empty page while the shard is active (had records in
     /// the last `active_window`): changes arriving now are sent within it.
-    /// [`Engine::new`] caps it at `poll_interval`.
+    /// `Engine::new` caps it at `poll_interval`.
     pub active_poll_interval: Duration,
     pub active_window: Duration,
     /// How often the shard list is refreshed (new shards are found within it).

@@ -57,10 +57,11 @@ pub async fn preflight(
             }
             Err(Failure::Api(action, e)) => (action, e),
         };
-        let pause = pauses.next_pause();
-        if e.is_transient() && Instant::now() + pause < deadline {
+        // Tried until the deadline itself: one last attempt comes at it.
+        let left = deadline.saturating_duration_since(Instant::now());
+        if e.is_transient() && !left.is_zero() {
             tracing::warn!(error = %e, "DynamoDB Streams not reachable yet; retrying");
-            tokio::time::sleep(pause).await;
+            tokio::time::sleep(pauses.next_pause().min(left)).await;
             continue;
         }
         return Err(match e {

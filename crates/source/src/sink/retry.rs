@@ -83,8 +83,10 @@ impl GiveUpReason {
     }
 }
 
-/// How a delivery ended.
+/// How a delivery ended. The reader needs only which way; why it was
+/// given up is for logs and tests.
 #[derive(Debug)]
+#[allow(dead_code)]
 pub enum Delivery {
     /// The sink answered 2xx.
     Delivered,

@@ -40,7 +40,7 @@ pub struct ShardInfo {
 }
 
 /// One page of DescribeStream (or all of them, from
-/// [`describe_all`](super::describe_all)).
+/// `describe_all`).
 #[derive(Debug, Clone)]
 pub struct StreamDescription {
     pub status: StreamStatus,

@@ -26,7 +26,7 @@ impl AwsStreams {
     /// GetRecords answer takes milliseconds, never seconds), and turning the
     /// SDK's own retries off: the engine's loops are the one retry layer,
     /// so that every failed call is seen (counted, on `/health`) and paced by
-    /// one policy ([`super::AWS_RETRY`]).
+    /// one policy (`AWS_RETRY`).
     pub fn new(config: ConfigBuilder) -> Self {
         let timeouts = TimeoutConfig::builder()
             .connect_timeout(Duration::from_secs(5))

@@ -111,10 +111,6 @@ impl ShardTree {
     pub fn ids(&self) -> impl Iterator<Item = &str> {
         self.shards.keys().map(String::as_str)
     }
-
-    pub fn count(&self, state: ShardState) -> usize {
-        self.shards.values().filter(|e| e.state == state).count()
-    }
 }
 
 #[cfg(test)]

@@ -4,10 +4,10 @@
 
 use std::path::Path;
 
-use awsdynamodb_source::checkpoint::{
+use awsdynamodb_source::test_support::SequenceNumber;
+use awsdynamodb_source::test_support::{
     CheckpointError, CheckpointStore, Checkpoints, FileStore, ShardPosition, StreamCheckpoint,
 };
-use awsdynamodb_source::record::SequenceNumber;
 use proptest::collection::{btree_map, vec};
 use proptest::prelude::*;
 use proptest::sample::{Index, select};

@@ -2,15 +2,15 @@
 
 use aws_sdk_dynamodbstreams::types::Record;
 use awsdynamodb_source::TableArn;
-use awsdynamodb_source::event::aws::encode_aws;
-use awsdynamodb_source::event::data::encode_record;
-use awsdynamodb_source::event::plain::encode_plain;
-use awsdynamodb_source::event::{
+use awsdynamodb_source::test_support::ChangeRecord;
+use awsdynamodb_source::test_support::KeySchema;
+use awsdynamodb_source::test_support::encode_aws;
+use awsdynamodb_source::test_support::encode_plain;
+use awsdynamodb_source::test_support::encode_record;
+use awsdynamodb_source::test_support::{
     CeOverrides, CloudEvent, DataFormat, EVENT_TYPE, EventBuilder, EventOptions, Extensions,
     StreamEvent, SubjectMode,
 };
-use awsdynamodb_source::record::ChangeRecord;
-use awsdynamodb_source::stream::KeySchema;
 use proptest::collection::btree_map;
 use proptest::option;
 use proptest::prelude::*;

@@ -4,8 +4,8 @@
 
 use std::cmp::Ordering;
 
-use awsdynamodb_source::event::aws::encode_aws;
-use awsdynamodb_source::filter::RecordFilter;
+use awsdynamodb_source::test_support::RecordFilter;
+use awsdynamodb_source::test_support::encode_aws;
 use proptest::collection::{btree_map, vec};
 use proptest::prelude::*;
 use proptest::sample::{Index, select};

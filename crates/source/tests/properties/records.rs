@@ -4,8 +4,8 @@
 use std::collections::HashMap;
 use std::sync::LazyLock;
 
-use awsdynamodb_source::event::data::format_time;
-use awsdynamodb_source::record::{ChangeRecord, ItemKey};
+use awsdynamodb_source::test_support::format_time;
+use awsdynamodb_source::test_support::{ChangeRecord, ItemKey};
 use jsonschema::Validator;
 use proptest::prelude::*;
 use serde_json::Value;

@@ -13,13 +13,13 @@ use std::time::Duration;
 use async_trait::async_trait;
 use aws_sdk_dynamodbstreams::types::{AttributeValue, OperationType, Record, StreamRecord};
 use aws_smithy_types::DateTime;
-use awsdynamodb_source::event::CloudEvent;
-use awsdynamodb_source::record::SequenceNumber;
-use awsdynamodb_source::sink::{SendError, Sink};
-use awsdynamodb_source::stream::{
+use awsdynamodb_source::test_support::CloudEvent;
+use awsdynamodb_source::test_support::SequenceNumber;
+use awsdynamodb_source::test_support::{
     ApiError, IteratorPosition, KeySchema, RecordsPage, ShardInfo, StreamDescription, StreamStatus,
     StreamSummary, StreamsApi,
 };
+use awsdynamodb_source::test_support::{SendError, Sink};
 use tokio::sync::Notify;
 
 /// Logs of the code under test, shown for failing tests (`RUST_LOG` picks).

@@ -5,10 +5,10 @@
 use std::path::{Path, PathBuf};
 
 use aws_sdk_dynamodbstreams::types::Record;
-use awsdynamodb_source::event::DataFormat;
-use awsdynamodb_source::event::aws::encode_aws;
-use awsdynamodb_source::event::data::encode_record;
-use awsdynamodb_source::event::plain::encode_plain;
+use awsdynamodb_source::test_support::DataFormat;
+use awsdynamodb_source::test_support::encode_aws;
+use awsdynamodb_source::test_support::encode_plain;
+use awsdynamodb_source::test_support::encode_record;
 use jsonschema::Validator;
 use serde_json::Value;
 

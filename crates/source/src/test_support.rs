@@ -1,0 +1,17 @@
+//! For tests: this crate's integration tests (`tests/`), which check stages
+//! one by one against real inputs, and the adapter's end-to-end test, which
+//! compares what arrives with this crate's encoders. The internals they
+//! need, in one place. Not an API: other crates' code uses the root's
+//! re-exports only.
+
+pub use crate::*;
+
+pub use crate::event::aws::encode_aws;
+pub use crate::event::data::{encode_record, format_time};
+pub use crate::event::plain::encode_plain;
+pub use crate::event::{CloudEvent, EVENT_TYPE, EventBuilder, StreamEvent};
+pub use crate::record::{ChangeRecord, ItemKey, SequenceNumber};
+pub use crate::stream::{
+    ApiError, IteratorPosition, KeySchema, RecordsPage, ShardInfo, StreamDescription, StreamStatus,
+    StreamSummary, StreamsApi,
+};
