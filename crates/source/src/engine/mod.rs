@@ -12,7 +12,7 @@
 //! - this file: choosing the stream, and moving to the next one;
 //! - `stream_run`: the shards of one stream, supervised.
 
-mod config;
+pub(crate) mod config;
 mod startup;
 mod stream_run;
 

@@ -20,7 +20,7 @@ use tokio_util::task::AbortOnDropHandle;
 pub use window::{Completed, DeliveryWindow, Pending};
 
 use crate::checkpoint::{Checkpointer, ShardPosition};
-use crate::engine::EngineConfig;
+use crate::engine::config::EngineConfig;
 use crate::event::EventBuilder;
 use crate::health::Health;
 use crate::metrics::{Metrics, ReasonLabel};
