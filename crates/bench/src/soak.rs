@@ -532,7 +532,7 @@ fn print_report(r: &serde_json::Value, total: Duration, rate: f64, changes: usiz
         rss["samples"]
     );
     println!(
-        "| AWS errors past the SDK's own retries, last process | {} |",
+        "| failed AWS calls, by operation and class (last process) | {} |",
         r["aws_errors_in_the_last_run"]
     );
     println!(

@@ -1,205 +1,25 @@
-//! What runs for a broker: its `run.json` (pids and ports), and starting
-//! the broker and the adapters with what the manifest says.
-//!
-//! The manifest says what should exist; `run.json` says what was started
-//! and where it listens. A pid there is trusted only while
-//! [`process::is_running`] says it still runs the same program.
+//! A source's adapter: its environment from the manifest, its process
+//! started and waited for until `/health` says it captures, and its
+//! complaints read from its log.
 
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
 use awsdynamodbsource_api::AWSDynamoDBSource;
 use awsdynamodbsource_api::adapter::{EnvValue, spec_env};
 use awsdynamodbsource_api::vars;
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::home::{BrokerDir, write_private};
+use super::{RunState, answers, broker_url, http};
+use crate::home::BrokerDir;
 use crate::manifest::Manifest;
 use crate::process;
 
-pub const BROKER_PROGRAM: &str = "memory-broker";
 pub const ADAPTER_PROGRAM: &str = "awsdynamodbsource-adapter";
 
-/// How long the broker may take to deliver what it holds when stopped
-/// (beyond that, it keeps the rest in `broker-state.json` for its next start).
-pub const BROKER_DRAIN: Duration = Duration::from_secs(30);
 /// How long an adapter may take to finish its deliveries when stopped
 /// (its own SHUTDOWN_TIMEOUT is 20 s).
 pub const ADAPTER_GRACE: Duration = Duration::from_secs(30);
-
-#[derive(Serialize, Deserialize, Default, Debug)]
-#[serde(rename_all = "camelCase")]
-pub struct RunState {
-    #[serde(default)]
-    pub broker: BrokerRun,
-    #[serde(default)]
-    pub sources: BTreeMap<String, SourceRun>,
-}
-
-#[derive(Serialize, Deserialize, Default, Debug)]
-#[serde(rename_all = "camelCase")]
-pub struct BrokerRun {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pid: Option<u32>,
-    /// Kept when stopped, so that a restart listens on the same port if it can.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub port: Option<u16>,
-    #[serde(default)]
-    pub capacity: u32,
-}
-
-#[derive(Serialize, Deserialize, Default, Debug, Clone)]
-#[serde(rename_all = "camelCase")]
-pub struct SourceRun {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pid: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub health_port: Option<u16>,
-    /// `AWS_ENDPOINT_URL` as it was when the source was created (DynamoDB
-    /// Local, LocalStack): the adapter keeps using it on later starts.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub endpoint: Option<String>,
-}
-
-impl RunState {
-    pub fn load(dir: &BrokerDir) -> Result<RunState> {
-        let path = dir.run_state();
-        match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes)
-                .with_context(|| format!("{} is not valid", path.display())),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(RunState::default()),
-            Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
-        }
-    }
-
-    pub fn save(&self, dir: &BrokerDir) -> Result<()> {
-        let bytes = serde_json::to_vec_pretty(self).context("cannot encode run.json")?;
-        write_private(&dir.run_state(), &bytes)
-    }
-
-    /// The broker's port when its process runs.
-    pub fn broker_port(&self) -> Option<u16> {
-        let pid = self.broker.pid?;
-        process::is_running(pid, BROKER_PROGRAM)
-            .then_some(self.broker.port)
-            .flatten()
-    }
-
-    /// The source's pid when its adapter runs.
-    pub fn source_pid(&self, name: &str) -> Option<u32> {
-        self.sources
-            .get(name)
-            .and_then(|s| s.pid)
-            .filter(|pid| process::is_running(*pid, ADAPTER_PROGRAM))
-    }
-}
-
-pub fn broker_url(port: u16) -> String {
-    format!("http://127.0.0.1:{port}/")
-}
-
-pub fn http() -> reqwest::Client {
-    reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(2))
-        .timeout(Duration::from_secs(5))
-        .build()
-        .unwrap_or_default()
-}
-
-/// Starts the broker's process and waits until it answers; records it.
-pub async fn start_broker(dir: &BrokerDir, state: &mut RunState) -> Result<u16> {
-    let binary = process::find_binary(BROKER_PROGRAM)?;
-    let port = match state.broker.port {
-        Some(p) if process::port_is_free(p) => p,
-        _ => process::free_port()?,
-    };
-    let capacity = if state.broker.capacity == 0 {
-        10_000
-    } else {
-        state.broker.capacity
-    };
-    let args = vec![
-        "--config-path".to_owned(),
-        dir.broker_conf().display().to_string(),
-        "--listen".to_owned(),
-        format!("127.0.0.1:{port}"),
-        "--capacity".to_owned(),
-        capacity.to_string(),
-        "--state-file".to_owned(),
-        dir.broker_state().display().to_string(),
-        "--drain-timeout".to_owned(),
-        BROKER_DRAIN.as_secs().to_string(),
-    ];
-    let mut started = process::spawn(&binary, &args, &[], &dir.log("broker"))?;
-    let url = format!("http://127.0.0.1:{port}/health");
-    let client = http();
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        if let Ok(Some(status)) = started.child.try_wait() {
-            let lines = process::log_lines_since(&started.log, started.log_offset);
-            let reason = lines
-                .iter()
-                .rev()
-                .find(|l| l.starts_with("error"))
-                .or(lines.last())
-                .map(|l| l.trim_start_matches("error: ").to_owned())
-                .unwrap_or_else(|| format!("it exited ({status})"));
-            bail!("the broker did not start: {reason}");
-        }
-        if answers(&client, &url).await {
-            break;
-        }
-        if Instant::now() > deadline {
-            process::stop(started.child.id(), BROKER_PROGRAM, Duration::from_secs(2)).await;
-            bail!(
-                "the broker did not answer on port {port} within 15 s (its log: {})",
-                started.log.display()
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    state.broker.pid = Some(started.child.id());
-    state.broker.port = Some(port);
-    state.broker.capacity = capacity;
-    Ok(port)
-}
-
-/// True when `url` answers 2xx.
-async fn answers(client: &reqwest::Client, url: &str) -> bool {
-    client
-        .get(url)
-        .send()
-        .await
-        .is_ok_and(|r| r.status().is_success())
-}
-
-/// What the broker reports (`GET /-/status`), if it runs (`port`) and
-/// answers.
-pub async fn broker_status(port: Option<u16>) -> Option<::broker::BrokerStatus> {
-    let port = port?;
-    let resp = http()
-        .get(format!("http://127.0.0.1:{port}/-/status"))
-        .send()
-        .await
-        .ok()?;
-    serde_json::from_slice(&resp.bytes().await.ok()?).ok()
-}
-
-/// Asks a running broker to re-read `broker.conf`.
-pub async fn reload_broker(port: u16) -> Result<()> {
-    let resp = http()
-        .post(format!("http://127.0.0.1:{port}/-/reload"))
-        .send()
-        .await
-        .context("the broker did not answer")?;
-    if !resp.status().is_success() {
-        let text = resp.text().await.unwrap_or_default();
-        bail!("the broker refused its configuration: {}", text.trim());
-    }
-    Ok(())
-}
 
 /// The source object of this name in the manifest, typed.
 pub fn source(manifest: &Manifest, name: &str) -> Result<AWSDynamoDBSource> {
