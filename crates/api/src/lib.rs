@@ -9,7 +9,7 @@
 pub mod adapter;
 pub mod schema;
 pub mod types;
-pub mod vars;
+pub use awsdynamodbsource_vars as vars;
 
 use std::collections::BTreeMap;
 

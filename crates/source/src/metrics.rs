@@ -6,6 +6,7 @@
 
 use std::sync::Arc;
 
+use awsdynamodbsource_vars as vars;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
 use prometheus_client::metrics::MetricType;
@@ -128,7 +129,10 @@ impl Metrics {
         );
         r.register(
             "events_filtered",
-            "Records that FILTER did not pass (done, not sent)",
+            format!(
+                "Records that {} did not pass (done, not sent)",
+                vars::FILTER
+            ),
             m.events_filtered.clone(),
         );
         r.register(

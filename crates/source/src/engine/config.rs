@@ -8,6 +8,8 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use awsdynamodbsource_vars as vars;
+
 use crate::arn::TableArn;
 use crate::event::{CeOverrides, EventOptions};
 use crate::filter::RecordFilter;
@@ -26,7 +28,8 @@ pub enum StartingPosition {
 
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "STARTING_POSITION {0:?} is not LATEST, TRIM_HORIZON or an RFC 3339 timestamp (e.g. 2024-01-01T00:00:00Z)"
+    "{var} {0:?} is not LATEST, TRIM_HORIZON or an RFC 3339 timestamp (e.g. 2024-01-01T00:00:00Z)",
+    var = vars::STARTING_POSITION
 )]
 pub struct StartingPositionError(String);
 

@@ -6,6 +6,7 @@
 
 use std::time::Duration;
 
+use awsdynamodbsource_vars as vars;
 use tokio::time::Instant;
 
 use crate::arn::TableArn;
@@ -23,7 +24,9 @@ pub enum StartupError {
     )]
     Denied { detail: String },
     #[error(
-        "no usable AWS credentials ({0}). Give the adapter some: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, an IAM role for its service account, or a profile"
+        "no usable AWS credentials ({0}). Give the adapter some: {key} and {secret}, an IAM role for its service account, or a profile",
+        key = vars::AWS_ACCESS_KEY_ID,
+        secret = vars::AWS_SECRET_ACCESS_KEY
     )]
     Credentials(String),
     #[error("{action} was refused: {detail}")]

@@ -8,6 +8,8 @@
 use std::fmt;
 use std::str::FromStr;
 
+use awsdynamodbsource_vars as vars;
+
 /// The shape of `data`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum DataFormat {
@@ -43,7 +45,7 @@ impl FromStr for DataFormat {
             "aws" => Ok(DataFormat::Aws),
             "plain" => Ok(DataFormat::Plain),
             other => Err(OptionError::new(
-                "DATA_FORMAT",
+                vars::DATA_FORMAT,
                 format!("{other:?} is not one of triggermesh, aws, plain"),
             )),
         }
@@ -73,7 +75,7 @@ impl FromStr for SubjectMode {
             "keynames" | "" => Ok(SubjectMode::KeyNames),
             "keys" => Ok(SubjectMode::Keys),
             other => Err(OptionError::new(
-                "SUBJECT",
+                vars::SUBJECT,
                 format!("{other:?} is not one of keynames, keys"),
             )),
         }
@@ -107,7 +109,7 @@ impl FromStr for Extensions {
                 "streamviewtype" => out.stream_view_type = true,
                 other => {
                     return Err(OptionError::new(
-                        "EXTENSIONS",
+                        vars::EXTENSIONS,
                         format!(
                             "{other:?} is not one of dynamodbtable, dynamodbshard, sequence, streamviewtype"
                         ),

@@ -3,6 +3,8 @@
 
 use std::collections::BTreeMap;
 
+use awsdynamodbsource_vars as vars;
+
 /// Extensions to add to every event, validated.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CeOverrides {
@@ -12,15 +14,18 @@ pub struct CeOverrides {
 #[derive(Debug, thiserror::Error)]
 pub enum OverridesError {
     #[error(
-        "K_CE_OVERRIDES is not valid JSON of the form {{\"extensions\": {{\"name\": \"value\"}}}}: {0}"
+        "{var} is not valid JSON of the form {{\"extensions\": {{\"name\": \"value\"}}}}: {0}",
+        var = vars::K_CE_OVERRIDES
     )]
     Json(#[from] serde_json::Error),
     #[error(
-        "K_CE_OVERRIDES: extension name {0:?} is invalid (CloudEvents names are lower-case letters and digits)"
+        "{var}: extension name {0:?} is invalid (CloudEvents names are lower-case letters and digits)",
+        var = vars::K_CE_OVERRIDES
     )]
     Name(String),
     #[error(
-        "K_CE_OVERRIDES: extension {0:?} is a core CloudEvents attribute and cannot be overridden"
+        "{var}: extension {0:?} is a core CloudEvents attribute and cannot be overridden",
+        var = vars::K_CE_OVERRIDES
     )]
     Reserved(String),
 }

@@ -26,6 +26,8 @@ mod parse;
 mod pattern;
 mod raw;
 
+use awsdynamodbsource_vars as vars;
+
 use raw::Raw;
 
 /// A parsed FILTER: a record passes when any of its patterns matches.
@@ -56,7 +58,7 @@ enum Problem {
     NotJson(String),
     #[error("must be a JSON array of patterns (wrap a single pattern in [ ]), got {0}")]
     NotArray(String),
-    #[error("has no pattern; leave FILTER unset to pass every record")]
+    #[error("has no pattern; leave {var} unset to pass every record", var = vars::FILTER)]
     NoPattern,
     #[error("a pattern must be a JSON object mirroring the record, got {0}")]
     PatternNotObject(String),
@@ -111,7 +113,7 @@ impl Problem {
     }
 }
 
-const ROOT: &str = "FILTER";
+const ROOT: &str = vars::FILTER;
 
 impl RecordFilter {
     /// FILTER's value: a JSON array of patterns. A record passes when ANY

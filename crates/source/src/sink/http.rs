@@ -6,6 +6,7 @@ use async_trait::async_trait;
 use awsdynamodbsource_cloudevents::http::{
     STRUCTURED_CONTENT_TYPE, retry_after, write_binary_headers,
 };
+use awsdynamodbsource_vars as vars;
 use base64::Engine as _;
 use bytes::Bytes;
 use http::header::{AUTHORIZATION, CONTENT_TYPE, HOST, HeaderValue, RETRY_AFTER};
@@ -91,7 +92,7 @@ pub struct SinkUrlError {
 
 /// Accepts absolute `http`/`https` URLs with a host.
 pub fn parse_sink_url(s: &str) -> Result<Url, SinkUrlError> {
-    parse_sink_url_of("K_SINK", s)
+    parse_sink_url_of(vars::K_SINK, s)
 }
 
 /// [`parse_sink_url`] for the sink URL given by variable `var`, which the
@@ -125,7 +126,7 @@ pub fn redact(url: &Url) -> String {
 
 impl HttpSink {
     pub fn new(url: Url, limits: SinkLimits) -> Result<Self, SendError> {
-        let invalid = |what: &str| SendError::Transport(format!("K_SINK: {what}"));
+        let invalid = |what: &str| SendError::Transport(format!("{}: {what}", vars::K_SINK));
         let host = url.host_str().ok_or_else(|| invalid("no host"))?;
         let authority = match url.port() {
             Some(port) => format!("{host}:{port}"),

@@ -17,6 +17,7 @@
 use std::sync::Mutex;
 use std::time::Duration;
 
+use awsdynamodbsource_vars as vars;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::client::conn::http1::{self, SendRequest};
@@ -111,8 +112,9 @@ impl Pool {
                 Ok(Ok(sender)) => Ok(Connection::New(sender, turn)),
                 Ok(Err(e)) => Err(e),
                 Err(_) => Err(ConnectError(format!(
-                    "no connection within {:?} (SINK_CONNECT_TIMEOUT)",
-                    self.connect_timeout
+                    "no connection within {:?} ({})",
+                    self.connect_timeout,
+                    vars::SINK_CONNECT_TIMEOUT
                 ))),
             };
         }

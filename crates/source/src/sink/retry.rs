@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use awsdynamodbsource_cloudevents::backoff::{Backoff, Pauses};
+use awsdynamodbsource_vars as vars;
 use tokio_util::sync::CancellationToken;
 
 use super::{DeadLetter, SendError, Sink};
@@ -239,7 +240,7 @@ async fn dispose(
                 reason: reason.as_str().to_owned(),
             })
             .inc();
-        tracing::error!(event_id = %event.id, reason = reason.as_str(), attempts, error = %error_text, "event given up and dropped (no DEAD_LETTER_SINK)");
+        tracing::error!(event_id = %event.id, reason = reason.as_str(), attempts, error = %error_text, "event given up and dropped (no {})", vars::DEAD_LETTER_SINK);
         return Delivery::Dropped(reason, last_error);
     };
     let letter = DeadLetter::letter(

@@ -1,8 +1,10 @@
 //! The adapter's environment variables, each name written once.
 //!
-//! The adapter reads them (its `--help` lists them with their defaults);
-//! [`spec_env`](crate::adapter::spec_env), the controller and tmctl set
-//! them. What each one means is the adapter's `--help`.
+//! The adapter reads them (its `--help` lists them with their defaults); the
+//! api crate's `spec_env`, the controller and tmctl set them; the engine
+//! names them in its errors. A crate of its own, with no dependencies, so
+//! that the engine can use it without knowing of Kubernetes. What each one
+//! means is the adapter's `--help`.
 
 // Read by the adapter's flags.
 pub const ARN: &str = "ARN";
