@@ -182,7 +182,7 @@ mod tests {
             .collect()
     }
 
-    pub(crate) fn base() -> BTreeMap<String, String> {
+    fn base() -> BTreeMap<String, String> {
         attrs(&[
             ("specversion", "1.0"),
             ("id", "1"),

@@ -7,7 +7,8 @@
 pub use crate::*;
 
 pub use crate::event::aws::encode_aws;
-pub use crate::event::data::{encode_record, format_time};
+pub use crate::event::data::encode_record;
+pub use crate::event::json::format_time;
 pub use crate::event::plain::encode_plain;
 pub use crate::event::{CloudEvent, EVENT_TYPE, EventBuilder, StreamEvent};
 pub use crate::record::{ChangeRecord, ItemKey, SequenceNumber};

@@ -13,8 +13,7 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodbstreams::types::{AttributeValue, Identity, Record, StreamRecord};
 
-pub use super::json::format_time;
-use super::json::{array, blob, boolean, null, opt_str, sorted_object, string};
+use super::json::{array, blob, boolean, format_time, null, opt_str, sorted_object, string};
 
 /// Appends the record's JSON to `out`.
 pub fn encode_record(record: &Record, out: &mut Vec<u8>) {

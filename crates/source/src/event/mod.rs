@@ -5,7 +5,7 @@
 
 pub mod aws;
 pub mod data;
-mod json;
+pub(crate) mod json;
 mod options;
 mod overrides;
 pub mod plain;

@@ -276,14 +276,12 @@ impl ShardReader {
     }
 
     /// Moves the checkpoint over the done prefix, and reports what waits.
-    fn checkpoint<S>(
+    fn checkpoint(
         &self,
         progress: &Arc<ShardProgress>,
         finalizer: &mut OrderedFinalizer,
-        window: &DeliveryWindow<S>,
-    ) where
-        S: FnMut(Pending) -> Pin<Box<dyn Future<Output = Completed> + Send>>,
-    {
+        window: &DeliveryWindow<Deliver>,
+    ) {
         let covered_before = finalizer.covered();
         if let Some(seq) = finalizer.advance() {
             let events = finalizer.covered() - covered_before;
@@ -299,16 +297,13 @@ impl ShardReader {
 
     /// Hands a page's records to delivery in order; returns the last
     /// sequence number read.
-    fn accept<S>(
+    fn accept(
         &self,
         progress: &ShardProgress,
         records: Vec<Result<Prepared, RecordError>>,
         finalizer: &mut OrderedFinalizer,
-        window: &mut DeliveryWindow<S>,
-    ) -> Option<SequenceNumber>
-    where
-        S: FnMut(Pending) -> Pin<Box<dyn Future<Output = Completed> + Send>>,
-    {
+        window: &mut DeliveryWindow<Deliver>,
+    ) -> Option<SequenceNumber> {
         let metrics = &self.ctx.metrics;
         if records.is_empty() {
             progress.set_behind(None);
