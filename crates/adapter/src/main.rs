@@ -14,7 +14,6 @@ mod server;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use awsdynamodb_source::AwsStreams;
 use awsdynamodb_source::Health;
 use awsdynamodb_source::Metrics;
 use awsdynamodb_source::{CheckpointStore, Checkpointer, FileStore, MemoryStore};
@@ -100,7 +99,7 @@ async fn run(s: Settings) -> Result<(), String> {
     )
     .await?;
 
-    let api = Arc::new(AwsStreams::new(aws::client_config(&s).await));
+    let api = Arc::new(aws::streams(&s).await);
     match tokio::time::timeout(
         s.startup_timeout,
         preflight(&*api, &s.arn, s.startup_timeout),
@@ -191,6 +190,7 @@ fn engine_config(s: &Settings, dead_letter: Option<DeadLetter>) -> EngineConfig 
     config.overrides = s.overrides.clone();
     config.max_in_flight = max_in_flight(s);
     config.poll_interval = s.poll_interval;
+    config.idle_poll_interval = s.idle_poll_interval;
     config.shutdown_timeout = s.shutdown_timeout;
     config.events = s.events.clone();
     config.filter = s.filter.clone().map(Arc::new);

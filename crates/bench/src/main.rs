@@ -26,7 +26,10 @@
 //!
 //! `cargo run --release -p bench -- soak` runs the soak instead (see
 //! `soak.rs`): 14 minutes of writes and faults, with kills, checked.
+//! `cargo run --release -p bench -- shards` measures many idle shards (see
+//! `shards.rs`).
 
+mod shards;
 mod sink;
 mod soak;
 
@@ -67,6 +70,9 @@ async fn main() -> Result<()> {
             std::process::exit(1);
         }
         return Ok(());
+    }
+    if std::env::args().nth(1).as_deref() == Some("shards") {
+        return shards::run(&adapter_bin).await;
     }
     let sink = Sink::start().await?;
     let drain_only = std::env::var("BENCH_PHASES").is_ok_and(|p| p == "drain");
@@ -352,6 +358,17 @@ async fn bare_read(endpoint: &str, table: &str, expected: usize) -> Result<f64> 
     Ok(read as f64 / started.elapsed().as_secs_f64())
 }
 
+/// The resident set (`VmRSS`) of a running process, in bytes.
+pub(crate) fn vm_rss(pid: u32) -> Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .context("no VmRSS")?;
+    Ok(kb * 1024)
+}
+
 /// (peak RSS in bytes, CPU seconds) of a running process.
 fn process_usage(pid: u32) -> Result<(u64, f64)> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
@@ -528,14 +545,7 @@ async fn latency_and_idle(
     sink.counts
         .latency_mode
         .store(false, std::sync::atomic::Ordering::SeqCst);
-    let mut latencies = std::mem::take(
-        &mut *sink
-            .counts
-            .latencies
-            .lock()
-            .unwrap_or_else(|e| e.into_inner()),
-    );
-    latencies.sort();
+    let latencies = sink.take_latencies();
 
     eprintln!("bench: idle: counting GetRecords calls for {IDLE_WINDOW:?}...");
     tokio::time::sleep(IDLE_SETTLE).await;

@@ -127,6 +127,20 @@ impl Sink {
         Ok(Sink { url, counts })
     }
 
+    /// The write-to-receipt times taken so far, sorted; the sink starts a
+    /// new list.
+    pub fn take_latencies(&self) -> Vec<Duration> {
+        let mut taken = std::mem::take(
+            &mut *self
+                .counts
+                .latencies
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()),
+        );
+        taken.sort();
+        taken
+    }
+
     pub fn received(&self) -> u64 {
         self.counts.received.load(Ordering::Relaxed)
     }

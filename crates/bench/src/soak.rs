@@ -40,7 +40,7 @@ use awsdynamodb_testkit::{
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-use super::{Local, machine};
+use super::{Local, machine, vm_rss};
 
 const ITEMS: usize = 200;
 const MAX_IN_FLIGHT: usize = 64;
@@ -345,16 +345,6 @@ async fn sample_metrics(
         w.shards = w.shards.max(now.shards);
         *last.lock().unwrap() = now;
     }
-}
-
-fn vm_rss(pid: u32) -> Result<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let kb: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .context("no VmRSS")?;
-    Ok(kb * 1024)
 }
 
 fn check(

@@ -17,7 +17,8 @@
 //! ```
 //!
 //! `engine` runs it all; `health` and `metrics` report on it, reading
-//! delivery figures from `progress`. The engine knows nothing of Kubernetes
+//! delivery figures from `progress`. `http_pool` holds the keep-alive
+//! connections of the two hot requests: the sink's, and GetRecords. The engine knows nothing of Kubernetes
 //! or the CLI: the adapter binary feeds it from its environment.
 //!
 //! Modules are private: the crate's root re-exports what the binaries use.
@@ -30,6 +31,7 @@ mod engine;
 mod event;
 mod filter;
 mod health;
+mod http_pool;
 mod metrics;
 mod prepare;
 mod progress;

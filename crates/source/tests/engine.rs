@@ -37,6 +37,7 @@ fn config(start: StartingPosition) -> EngineConfig {
     c.starting_position = start;
     c.poll_interval = Duration::from_millis(5);
     c.discovery_interval = Duration::from_millis(200);
+    c.shard_list_interval = Duration::from_millis(200);
     c.checkpoint_interval = Duration::from_millis(20);
     c.shutdown_timeout = Duration::from_secs(1);
     c.max_in_flight = 4;
@@ -237,6 +238,7 @@ async fn children_of_a_shard_closed_while_running_are_found_at_once() {
         let mut config = config(StartingPosition::TrimHorizon);
         // Slow refreshes: the children must be found because the parent ended.
         config.discovery_interval = Duration::from_secs(30);
+        config.shard_list_interval = Duration::from_secs(30);
         let run = start_with(
             &api,
             Arc::new(MemoryStore::new()),
@@ -309,13 +311,16 @@ async fn new_shards_are_found_by_the_periodic_refresh_and_describe_pages_are_fol
 }
 
 /// Virtual time: after records, empty pages are followed by quick polls;
-/// once the shard has been idle for the active window, by POLL_INTERVAL.
+/// once the shard has been idle for the active window, by POLL_INTERVAL;
+/// the pause then doubles every 10 s up to IDLE_POLL_INTERVAL. Every pause
+/// is jittered by up to a quarter, so the counts have a margin.
 #[tokio::test(start_paused = true)]
-async fn polls_quickly_while_active_and_at_the_poll_interval_when_idle() {
+async fn polls_quickly_while_active_then_slower_and_slower_when_idle() {
     let (api, s) = FakeStreams::with_one_shard();
     let mut config = config(StartingPosition::TrimHorizon);
     config.poll_interval = Duration::from_millis(250);
-    config.active_poll_interval = Duration::from_millis(20);
+    config.idle_poll_interval = Duration::from_secs(2);
+    config.active_poll_interval = Duration::from_millis(50);
     config.active_window = Duration::from_secs(5);
     let run = start_fresh(&api, config).await;
     run.wait_healthy().await;
@@ -324,22 +329,28 @@ async fn polls_quickly_while_active_and_at_the_poll_interval_when_idle() {
         .wait_for(WAIT, "the change", |e| e.len() == 1)
         .await;
     let polls = || api.count(|c| matches!(c, Call::GetRecords { .. }));
+    let count_over = |seconds: u64| async move {
+        let before = polls();
+        tokio::time::sleep(Duration::from_secs(seconds)).await;
+        polls() - before
+    };
 
-    let before = polls();
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    let active = polls() - before;
+    let active = count_over(2).await;
     assert!(
-        (40..=51).contains(&active),
-        "{active} polls in an active second (every 20 ms)"
+        (32..=54).contains(&active),
+        "{active} polls in 2 active seconds (every 50 ms)"
     );
-
-    tokio::time::sleep(Duration::from_secs(5)).await;
-    let before = polls();
-    tokio::time::sleep(Duration::from_secs(10)).await;
-    let idle = polls() - before;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let idle = count_over(4).await;
     assert!(
-        (38..=41).contains(&idle),
-        "{idle} polls in 10 idle seconds (4 a second at most)"
+        (12..=22).contains(&idle),
+        "{idle} polls from 6 s to 10 s without records (every 250 ms)"
+    );
+    tokio::time::sleep(Duration::from_secs(50)).await;
+    let long_idle = count_over(30).await;
+    assert!(
+        (12..=20).contains(&long_idle),
+        "{long_idle} polls in 30 s after a minute without records (every 2 s)"
     );
     run.stop().await;
 }

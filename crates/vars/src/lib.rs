@@ -20,6 +20,7 @@ pub const CHECKPOINT_STORE: &str = "CHECKPOINT_STORE";
 pub const STATE_DIR: &str = "STATE_DIR";
 pub const MAX_IN_FLIGHT: &str = "MAX_IN_FLIGHT";
 pub const POLL_INTERVAL: &str = "POLL_INTERVAL";
+pub const IDLE_POLL_INTERVAL: &str = "IDLE_POLL_INTERVAL";
 pub const STARTUP_TIMEOUT: &str = "STARTUP_TIMEOUT";
 pub const SHUTDOWN_TIMEOUT: &str = "SHUTDOWN_TIMEOUT";
 pub const UNHEALTHY_AFTER: &str = "UNHEALTHY_AFTER";

@@ -155,7 +155,9 @@ pub struct Args {
     )]
     max_in_flight: usize,
 
-    /// Pause after an empty GetRecords page (records are fetched at once while they come).
+    /// Pause after an empty GetRecords page (records are fetched at once while they come; 50 ms
+    /// apart for 5 s after records). A shard without records for 10 s waits twice as long,
+    /// and so on every 10 s, up to IDLE_POLL_INTERVAL.
     #[arg(
         long,
         hide_env_values = true,
@@ -165,6 +167,18 @@ pub struct Args {
         value_parser = duration(POLL_INTERVAL),
     )]
     poll_interval: Duration,
+
+    /// The longest pause between GetRecords calls of a shard without records for long (no
+    /// effect below POLL_INTERVAL). The first change after a long quiet waits up to this long.
+    #[arg(
+        long,
+        hide_env_values = true,
+        env = IDLE_POLL_INTERVAL,
+        default_value = "2s",
+        value_name = "DURATION",
+        value_parser = duration(IDLE_POLL_INTERVAL),
+    )]
+    idle_poll_interval: Duration,
 
     /// How long to keep trying to reach DynamoDB Streams at startup.
     #[arg(

@@ -11,6 +11,7 @@ fn args(env: &[(&str, &str)]) -> Result<Settings, String> {
             "CHECKPOINT_STORE" => "--checkpoint-store",
             "MAX_IN_FLIGHT" => "--max-in-flight",
             "POLL_INTERVAL" => "--poll-interval",
+            "IDLE_POLL_INTERVAL" => "--idle-poll-interval",
             "K_SINK_TIMEOUT" => "--sink-timeout",
             "NAME" => "--name",
             "NAMESPACE" => "--namespace",
@@ -48,6 +49,7 @@ fn defaults() {
     let s = args(&[("ARN", ARN), ("STATE_DIR", "/state")]).unwrap();
     assert_eq!(s.max_in_flight, 64);
     assert_eq!(s.poll_interval, Duration::from_millis(250));
+    assert_eq!(s.idle_poll_interval, Duration::from_secs(2));
     assert_eq!(s.sink_timeout, Duration::from_secs(30));
     assert_eq!(s.startup_timeout, Duration::from_secs(30));
     assert_eq!((s.health_port, s.metrics_port), (8080, 9092));

@@ -106,11 +106,16 @@ impl Checkpointer {
         self.state().checkpoints.shard(stream, shard).cloned()
     }
 
-    /// Changes the positions in memory; saved by the next flush.
+    /// Changes the positions in memory; saved by the next flush if they
+    /// differ (a change that changes nothing costs no write: a store such as
+    /// a ConfigMap counts writes).
     pub fn update<T>(&self, change: impl FnOnce(&mut Checkpoints) -> T) -> T {
         let mut state = self.state();
+        let before = state.checkpoints.clone();
         let out = change(&mut state.checkpoints);
-        state.version += 1;
+        if state.checkpoints != before {
+            state.version += 1;
+        }
         out
     }
 
@@ -275,6 +280,21 @@ mod tests {
         cp.flush().await.unwrap();
         assert_eq!(metrics.checkpoint_writes.get(), 1);
         assert_eq!(store.load().await.unwrap(), cp.snapshot());
+
+        // The same position again, and an update that removes nothing (a
+        // shard-list refresh that found every shard still listed).
+        cp.set(
+            "s",
+            "a",
+            ShardPosition::After(SequenceNumber::parse("5").unwrap()),
+        );
+        cp.update(|c| c.streams.retain(|_, _| true));
+        cp.flush().await.unwrap();
+        assert_eq!(
+            metrics.checkpoint_writes.get(),
+            1,
+            "changes that change nothing are not written"
+        );
     }
 
     /// A busy shard's positions are saved as soon as `save_after_events`

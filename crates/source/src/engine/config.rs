@@ -57,15 +57,24 @@ pub struct EngineConfig {
     pub max_in_flight: usize,
     /// Undone events per shard below which the next page is fetched.
     pub read_ahead: usize,
-    /// Pause after an empty page once the shard is idle.
+    /// Pause after an empty page once the shard is idle (see `shard::pace`
+    /// for the steps).
     pub poll_interval: Duration,
+    /// The longest pause of a shard idle for long (when above
+    /// `poll_interval`).
+    pub idle_poll_interval: Duration,
     /// Pause after an empty page while the shard is active (had records in
     /// the last `active_window`): changes arriving now are sent within it.
     /// `Engine::new` caps it at `poll_interval`.
     pub active_poll_interval: Duration,
     pub active_window: Duration,
-    /// How often the shard list is refreshed (new shards are found within it).
+    /// How often to look for a stream while the table has none (or after
+    /// one vanished), and how soon a reader that stopped early is restarted.
     pub discovery_interval: Duration,
+    /// How often the whole shard list is read again. New shards are found
+    /// at once from the shards that end (their children); this refresh
+    /// catches anything else, such as a disabled stream.
+    pub shard_list_interval: Duration,
     /// How often changed checkpoints are saved...
     pub checkpoint_interval: Duration,
     /// ...or sooner, once this many events are done and unsaved.
@@ -91,9 +100,11 @@ impl EngineConfig {
             max_in_flight: 64,
             read_ahead: 1000,
             poll_interval: Duration::from_millis(250),
-            active_poll_interval: Duration::from_millis(20),
+            idle_poll_interval: Duration::from_secs(2),
+            active_poll_interval: Duration::from_millis(50),
             active_window: Duration::from_secs(5),
             discovery_interval: Duration::from_secs(5),
+            shard_list_interval: Duration::from_secs(60),
             checkpoint_interval: Duration::from_secs(1),
             checkpoint_after_events: 5000,
             shutdown_timeout: Duration::from_secs(20),

@@ -38,6 +38,7 @@ pub struct Engine {
     config: Arc<EngineConfig>,
     ctx: Arc<ReaderContext>,
     events: EventBuilder,
+    describe_pacer: stream::DescribePacer,
 }
 
 /// How reading one stream ended.
@@ -71,11 +72,13 @@ impl Engine {
             health,
             metrics,
             config: config.clone(),
+            fast_pollers: Default::default(),
         });
         Engine {
             config,
             ctx,
             events,
+            describe_pacer: Default::default(),
         }
     }
 
@@ -206,7 +209,7 @@ impl Engine {
         // The first description, retried until it works.
         let mut pauses = AWS_RETRY.pauses();
         let description = loop {
-            match stream::describe_all(&*self.ctx.api, arn).await {
+            match stream::describe_all(&*self.ctx.api, &self.describe_pacer, arn).await {
                 Ok(d) => break d,
                 Err(ApiError::NotFound(why)) => return StreamEnd::Vanished(why),
                 Err(e) => {

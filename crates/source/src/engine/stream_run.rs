@@ -36,15 +36,20 @@ pub(super) struct StreamRun<'a> {
     give_up: CancellationToken,
     status: StreamStatus,
     describe_failures: u32,
+    /// When the whole shard list is read again.
+    next_refresh: Instant,
 }
 
 /// Pauses between looks for the children of a finished shard that had none
 /// yet; after these, the periodic refresh finds them.
-const CHILD_CHECKS: [Duration; 4] = [
+const CHILD_CHECKS: [Duration; 7] = [
     Duration::from_millis(100),
     Duration::from_millis(250),
     Duration::from_millis(500),
     Duration::from_secs(1),
+    Duration::from_secs(2),
+    Duration::from_secs(5),
+    Duration::from_secs(10),
 ];
 
 /// Finished shards whose children were not listed yet, and when (and how
@@ -89,6 +94,7 @@ impl<'a> StreamRun<'a> {
             give_up: CancellationToken::new(),
             status: description.status.clone(),
             describe_failures: 0,
+            next_refresh: Instant::now() + engine.config.shard_list_interval,
         };
         run.tree.merge(&description.shards, true);
         run.forget_trimmed_shards();
@@ -166,8 +172,10 @@ impl StreamRun<'_> {
         }
     }
 
-    /// Starts a reader on every shard that may be read now.
+    /// Starts a reader on every shard that may be read now; one log line
+    /// says how many (a stream may have thousands).
     fn start_readable(&mut self) {
+        let mut started: Vec<String> = Vec::new();
         loop {
             let mut finished_some = false;
             for id in self.tree.readable() {
@@ -208,11 +216,21 @@ impl StreamRun<'_> {
                 let handle = self
                     .readers
                     .spawn(async move { (shard, reader.run(stop, give_up).await) });
-                self.reader_ids.insert(handle.id(), id);
+                self.reader_ids.insert(handle.id(), id.clone());
+                started.push(id);
             }
             if !finished_some {
-                return;
+                break;
             }
+        }
+        if !started.is_empty() {
+            tracing::info!(
+                stream = self.arn,
+                started = started.len(),
+                reading = self.readers.len(),
+                shards = %some_of(&started),
+                "reading shards"
+            );
         }
     }
 
@@ -228,7 +246,9 @@ impl StreamRun<'_> {
 
     /// Re-reads the whole shard list; false when the stream is gone.
     async fn refresh(&mut self) -> Result<(), String> {
-        match stream::describe_all(&*self.engine.ctx.api, self.arn).await {
+        match stream::describe_all(&*self.engine.ctx.api, &self.engine.describe_pacer, self.arn)
+            .await
+        {
             Ok(d) => {
                 self.describe_failures = 0;
                 self.status = d.status;
@@ -254,8 +274,6 @@ impl StreamRun<'_> {
     }
 
     async fn run(mut self, shutdown: &CancellationToken) -> StreamEnd {
-        let interval = self.engine.config.discovery_interval;
-        let mut next_refresh = Instant::now() + interval;
         let mut orphans = Orphans::default();
         let mut vanished: Option<String> = None;
         loop {
@@ -288,11 +306,11 @@ impl StreamRun<'_> {
                         vanished = Some(why);
                     }
                 }
-                _ = tokio::time::sleep_until(orphans.next_check.map_or(next_refresh, |c| c.0)), if orphans.next_check.is_some() => {
+                _ = tokio::time::sleep_until(orphans.next_check.map_or(self.next_refresh, |c| c.0)), if orphans.next_check.is_some() => {
                     self.look_for_children(&mut orphans).await;
                 }
-                _ = tokio::time::sleep_until(next_refresh) => {
-                    next_refresh = Instant::now() + interval;
+                _ = tokio::time::sleep_until(self.next_refresh) => {
+                    self.next_refresh = Instant::now() + self.engine.config.shard_list_interval;
                     if let Err(why) = self.refresh().await {
                         self.ctx().health.set_stream_problem(Some(format!("stream {} not found: {why}", self.arn)));
                         vanished = Some(why);
@@ -334,10 +352,13 @@ impl StreamRun<'_> {
                 vanished
             }
             ShardEnd::Stopped | ShardEnd::Vanished(_) => {
-                // Restarted from its checkpoint by the next refresh, if the
+                // Restarted from its checkpoint by a refresh soon, if the
                 // stream still lists it; not at once, so a shard that keeps
                 // vanishing cannot hammer DescribeStream.
                 self.tree.set_state(&id, ShardState::Waiting);
+                self.next_refresh = self
+                    .next_refresh
+                    .min(Instant::now() + self.engine.config.discovery_interval);
                 if let ShardEnd::Vanished(why) = &end {
                     tracing::warn!(shard = %id, %why, "shard vanished");
                 }
@@ -367,9 +388,22 @@ impl StreamRun<'_> {
     /// Looks up a finished shard's children and starts those now readable;
     /// false when it has none listed yet.
     async fn adopt_children(&mut self, parent: &str) -> bool {
-        match stream::describe_children(&*self.engine.ctx.api, self.arn, parent).await {
+        match stream::describe_children(
+            &*self.engine.ctx.api,
+            &self.engine.describe_pacer,
+            self.arn,
+            parent,
+        )
+        .await
+        {
             Ok(children) if !children.is_empty() => {
-                tracing::info!(shard = parent, children = ?children.iter().map(|c| &c.id).collect::<Vec<_>>(), "starting the children of a finished shard");
+                let ids: Vec<String> = children.iter().map(|c| c.id.clone()).collect();
+                tracing::info!(
+                    shard = parent,
+                    children = ids.len(),
+                    child_shards = %some_of(&ids),
+                    "a shard ended; its children are known"
+                );
                 self.tree.merge(&children, false);
                 self.start_readable();
                 true
@@ -399,4 +433,15 @@ impl StreamRun<'_> {
             }
         }
     }
+}
+
+/// Up to four ids, and how many more: log lines stay short at thousands of
+/// shards.
+fn some_of(ids: &[String]) -> String {
+    const SHOWN: usize = 4;
+    let mut text = ids[..ids.len().min(SHOWN)].join(",");
+    if ids.len() > SHOWN {
+        text.push_str(&format!(" and {} more", ids.len() - SHOWN));
+    }
+    text
 }

@@ -1,13 +1,14 @@
 //! Shard reader: one task per shard, from its start position to its end.
 //!
-//! Owns the shard's read loop: fetch pages (at once while records come; after
-//! an empty page, soon while the shard was active in the last seconds, else
-//! after `POLL_INTERVAL`), have `prepare` turn records into events, deliver
+//! Owns the shard's read loop: fetch pages at the [`pace`] it sets (at once
+//! while records come, slower and slower while they do not), have `prepare`
+//! turn records into events, deliver
 //! them through the in-flight [`window`], and move the checkpoint over the
 //! done prefix (the ordered finalizer). It never decides which shards to read
 //! or in what order — that is `engine`'s job with `stream`'s lineage.
 
 mod fetch;
+mod pace;
 mod window;
 
 use std::future::Future;
@@ -15,6 +16,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use pace::FastPollers;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::AbortOnDropHandle;
 pub use window::{Completed, DeliveryWindow, Pending};
@@ -30,6 +32,7 @@ use crate::record::{RecordError, SequenceNumber};
 use crate::sink::{Delivery, Sink, deliver};
 use crate::stream::{IteratorPosition, StreamsApi};
 use fetch::{Cursor, Fetched, next_page};
+use pace::Pace;
 
 /// What every reader of a source shares.
 pub struct ReaderContext {
@@ -41,6 +44,8 @@ pub struct ReaderContext {
     /// The engine's configuration: deliveries at once, read-ahead, polling,
     /// retries, the filter and the dead-letter sink.
     pub config: Arc<EngineConfig>,
+    /// The readers polled fast after records, counted for their total bound.
+    pub fast_pollers: Arc<FastPollers>,
 }
 
 /// Where a reader begins.
@@ -111,7 +116,12 @@ impl ShardReader {
         ctx.health.shard_started(&self.shard);
         ctx.metrics.shards_owned.inc();
         let progress = ctx.metrics.progress.add_shard(&self.stream, &self.shard);
-        tracing::info!(shard = %self.shard, start = ?self.start, "reading shard");
+        tracing::debug!(
+            shard = %self.shard,
+            start = %self.start.position,
+            skip_before_ms = self.start.skip_before_ms,
+            "reading shard"
+        );
         let shard = self.shard.clone();
         let end = self.read(&progress, stop, give_up).await;
         ctx.metrics.progress.remove(&progress);
@@ -136,8 +146,8 @@ impl ShardReader {
         let mut window = self.delivery_window(give_up);
         let mut cursor = Some(Cursor::new(self.start.position.clone()));
         let mut fetching: Option<Fetching> = None;
-        let mut pause = Duration::ZERO;
-        let mut last_records: Option<tokio::time::Instant> = None;
+        let mut pace = Pace::new(ctx.config.clone(), ctx.fast_pollers.clone());
+        let mut pause = pace.first_pause();
         let mut end: Option<ShardEnd> = None;
         loop {
             if end.is_none()
@@ -179,7 +189,7 @@ impl ShardReader {
                     };
                     match fetched {
                         Fetched::Page { records, last } => {
-                            pause = self.pause_after_page(!records.is_empty(), &mut last_records);
+                            pause = pace.after_page(!records.is_empty());
                             if let Some(seq) = self.accept(progress, records, &mut finalizer, &mut window) {
                                 c.resume = IteratorPosition::AfterSequence(seq);
                             }
@@ -240,25 +250,6 @@ impl ShardReader {
         }))
     }
 
-    /// The pause before the next fetch: none while records come, short
-    /// while the shard was active lately, else the poll interval.
-    fn pause_after_page(
-        &self,
-        had_records: bool,
-        last_records: &mut Option<tokio::time::Instant>,
-    ) -> Duration {
-        let now = tokio::time::Instant::now();
-        let config = &self.ctx.config;
-        if had_records {
-            *last_records = Some(now);
-            return Duration::ZERO;
-        }
-        match last_records {
-            Some(at) if now - *at < config.active_window => config.active_poll_interval,
-            _ => config.poll_interval,
-        }
-    }
-
     /// How the shard ended; a shard read and delivered to its end is saved
     /// as finished.
     fn finish(&self, end: Option<ShardEnd>, finalizer: &OrderedFinalizer) -> ShardEnd {
@@ -267,7 +258,7 @@ impl ShardReader {
                 self.ctx
                     .checkpoints
                     .set(&self.stream, &self.shard, ShardPosition::Finished);
-                tracing::info!(shard = %self.shard, "shard read and delivered to its end");
+                tracing::debug!(shard = %self.shard, "shard read and delivered to its end");
                 ShardEnd::Finished
             }
             Some(ShardEnd::Vanished(why)) => ShardEnd::Vanished(why),

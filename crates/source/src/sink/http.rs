@@ -13,10 +13,10 @@ use http::header::{AUTHORIZATION, CONTENT_TYPE, HOST, HeaderValue, RETRY_AFTER};
 use http_body_util::{BodyExt, Full};
 use url::Url;
 
-use super::pool::{ConnectError, Connection, Pool, RAMP_STEP};
 use super::{SendError, Sink};
 use crate::error_chain;
 use crate::event::CloudEvent;
+use crate::http_pool::{Exchange, Pool, Sender};
 
 /// How much of an error answer's body is kept for logs.
 const BODY_EXCERPT: usize = 512;
@@ -168,8 +168,12 @@ impl HttpSink {
         Ok(HttpSink {
             mode: ContentMode::Binary,
             shown: redact(&url),
-            pool: Pool::new(origin, limits.connect_timeout, limits.max_connections)
-                .map_err(|e| SendError::Transport(e.0))?,
+            pool: Pool::new(
+                origin,
+                (limits.connect_timeout, vars::SINK_CONNECT_TIMEOUT),
+                limits.max_connections,
+            )
+            .map_err(|e| SendError::Transport(e.0))?,
             timeout: limits.response_timeout,
             target: target.parse().map_err(|_| invalid("not a valid path"))?,
             host: HeaderValue::try_from(authority).map_err(|_| invalid("not a valid host"))?,
@@ -209,66 +213,22 @@ impl HttpSink {
     }
 
     /// One attempt: on a kept-alive connection if there is one, else a new
-    /// one. A kept-alive connection the sink closed meanwhile gets the
-    /// request again on another, at once: that is no failure of the sink.
-    /// The response timeout runs from when the request has a connection.
+    /// one (see [`Pool::exchange`]). The response timeout runs from when the
+    /// request has a connection.
     async fn attempt(&self, event: &CloudEvent) -> Result<(), SendError> {
-        while let Some(sender) = self.pool.take_idle() {
-            match self.exchange_in_time(sender, event).await {
-                Err(Exchange::NotSent(_)) => continue,
-                Err(Exchange::Failed(e)) => return Err(e),
-                Ok(()) => return Ok(()),
-            }
-        }
-        // Rare once connections exist: boxed, so that the future of every
-        // request stays small (see the test below).
-        Box::pin(self.attempt_without_idle(event)).await
-    }
-
-    /// No idle connection: one that comes back, or a new one when it is
-    /// this request's turn to open one.
-    async fn attempt_without_idle(&self, event: &CloudEvent) -> Result<(), SendError> {
-        loop {
-            let connection = match self.pool.connection().await {
-                Ok(connection) => connection,
-                // One that came back while connecting is tried instead.
-                Err(ConnectError(e)) => match self.pool.take_idle() {
-                    Some(sender) => Connection::Idle(sender),
-                    None => return Err(SendError::Connect(e)),
-                },
-            };
-            match connection {
-                Connection::Idle(sender) => match self.exchange_in_time(sender, event).await {
-                    Err(Exchange::NotSent(_)) => continue,
-                    Err(Exchange::Failed(e)) => return Err(e),
-                    Ok(()) => return Ok(()),
-                },
-                Connection::New(sender, turn) => {
-                    // The next new connection waits for this one's first
-                    // answer, or for RAMP_STEP.
-                    let exchange = self.exchange_in_time(sender, event);
-                    tokio::pin!(exchange);
-                    let mut turn = Some(turn);
-                    let result = loop {
-                        tokio::select! {
-                            result = &mut exchange => break result,
-                            _ = tokio::time::sleep(RAMP_STEP), if turn.is_some() => turn = None,
-                        }
-                    };
-                    drop(turn);
-                    return result.map_err(|e| match e {
-                        Exchange::NotSent(e) | Exchange::Failed(e) => e,
-                    });
-                }
-            }
-        }
+        self.pool
+            .exchange(
+                |sender| self.exchange_in_time(sender, event),
+                SendError::Connect,
+            )
+            .await
     }
 
     async fn exchange_in_time(
         &self,
-        sender: super::pool::Sender,
+        sender: Sender,
         event: &CloudEvent,
-    ) -> Result<(), Exchange> {
+    ) -> Result<(), Exchange<SendError>> {
         tokio::time::timeout(self.timeout, self.exchange(sender, event))
             .await
             .unwrap_or(Err(Exchange::Failed(SendError::Timeout)))
@@ -276,9 +236,9 @@ impl HttpSink {
 
     async fn exchange(
         &self,
-        mut sender: super::pool::Sender,
+        mut sender: Sender,
         event: &CloudEvent,
-    ) -> Result<(), Exchange> {
+    ) -> Result<(), Exchange<SendError>> {
         if let Err(e) = sender.ready().await {
             return Err(Exchange::NotSent(transport(&e)));
         }
@@ -319,12 +279,6 @@ impl HttpSink {
             raw: Bytes::from(excerpt),
         }))
     }
-}
-
-enum Exchange {
-    /// The request never left: the connection was closed before.
-    NotSent(SendError),
-    Failed(SendError),
 }
 
 fn transport(e: &hyper::Error) -> SendError {

@@ -8,7 +8,6 @@
 
 mod dead_letter;
 mod http;
-mod pool;
 mod retry;
 mod stdout;
 

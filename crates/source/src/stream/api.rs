@@ -57,6 +57,16 @@ pub enum IteratorPosition {
     AfterSequence(SequenceNumber),
 }
 
+impl std::fmt::Display for IteratorPosition {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            IteratorPosition::TrimHorizon => f.write_str("TRIM_HORIZON"),
+            IteratorPosition::Latest => f.write_str("LATEST"),
+            IteratorPosition::AfterSequence(seq) => write!(f, "after {seq}"),
+        }
+    }
+}
+
 /// One GetRecords answer. No `next_iterator` means the shard is closed and
 /// everything in it has been read.
 #[derive(Debug, Clone)]

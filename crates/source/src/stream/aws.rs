@@ -1,9 +1,12 @@
-//! [`StreamsApi`] over the AWS SDK for Rust, and the translation of its
-//! errors into what the engine acts on.
+//! [`StreamsApi`] over the AWS SDK for Rust (GetRecords around it once the
+//! endpoint is known: see `signed`), the bound on calls in flight, and the
+//! translation of errors into what the engine acts on.
 
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use aws_credential_types::provider::SharedCredentialsProvider;
 use aws_sdk_dynamodbstreams::Client;
 use aws_sdk_dynamodbstreams::config::retry::RetryConfig;
 use aws_sdk_dynamodbstreams::config::{Builder as ConfigBuilder, timeout::TimeoutConfig};
@@ -11,14 +14,41 @@ use aws_sdk_dynamodbstreams::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodbstreams::types::{KeyType, ShardFilter, ShardFilterType, ShardIteratorType};
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_types::error::display::DisplayErrorContext;
+use tokio::sync::{Semaphore, SemaphorePermit};
 
 use super::api::*;
+use super::signed::{EndpointSeen, SignedGetRecords};
 
-/// The SDK client, with the engine's timeouts.
+/// Calls to DynamoDB Streams in flight at once, across every shard: each
+/// holds one connection, so this also bounds the connections. An idle shard
+/// polls every few seconds and a call takes milliseconds, so a thousand
+/// shards need a handful; a busy shard's call returns up to 1,000 records.
+pub const MAX_CALLS_IN_FLIGHT: usize = 64;
+
+/// The SDK client, with the engine's timeouts, and the bound on calls in
+/// flight. GetRecords goes around the SDK ([`signed`](super::signed)) once
+/// the SDK's first request has shown the endpoint, unless the client has
+/// an HTTP client of its own (tests) or a proxy is configured.
 #[derive(Debug, Clone)]
 pub struct AwsStreams {
     client: Client,
+    calls: Arc<Semaphore>,
+    endpoint: EndpointSeen,
+    /// What signing needs, when GetRecords may go around the SDK.
+    signing: Option<(String, &'static str, SharedCredentialsProvider)>,
+    direct: Arc<OnceLock<Option<SignedGetRecords>>>,
 }
+
+/// The proxy variables the SDK's HTTP client honours; the direct path
+/// does not, so any of them keeps GetRecords on the SDK.
+const PROXY_VARIABLES: [&str; 6] = [
+    "HTTPS_PROXY",
+    "https_proxy",
+    "HTTP_PROXY",
+    "http_proxy",
+    "ALL_PROXY",
+    "all_proxy",
+];
 
 impl AwsStreams {
     /// Builds the client from a configuration (credentials, region,
@@ -34,14 +64,66 @@ impl AwsStreams {
             .operation_attempt_timeout(Duration::from_secs(20))
             .operation_timeout(Duration::from_secs(60))
             .build();
+        let endpoint = EndpointSeen::default();
+        let config = config
+            .timeout_config(timeouts)
+            .retry_config(RetryConfig::disabled())
+            .interceptor(endpoint.clone())
+            .build();
         AwsStreams {
-            client: Client::from_conf(
-                config
-                    .timeout_config(timeouts)
-                    .retry_config(RetryConfig::disabled())
-                    .build(),
-            ),
+            client: Client::from_conf(config),
+            calls: Arc::new(Semaphore::new(MAX_CALLS_IN_FLIGHT)),
+            endpoint,
+            signing: None,
+            direct: Arc::default(),
         }
+    }
+
+    /// Lets GetRecords go around the SDK, signed with `credentials` (the
+    /// provider the SDK's configuration was built with). Without it, or with
+    /// a proxy configured, or a client on an HTTP client of its own (tests),
+    /// every call goes through the SDK.
+    pub fn with_direct_get_records(mut self, credentials: SharedCredentialsProvider) -> Self {
+        let config = self.client.config();
+        let proxied = PROXY_VARIABLES
+            .iter()
+            .any(|v| std::env::var_os(v).is_some());
+        self.signing = match config.region() {
+            Some(region) if config.http_client().is_none() && !proxied => {
+                Some((region.to_string(), config.signing_name(), credentials))
+            }
+            _ => None,
+        };
+        self
+    }
+
+    /// Whether GetRecords goes around the SDK now.
+    pub fn get_records_is_direct(&self) -> bool {
+        self.direct().is_some()
+    }
+
+    fn direct(&self) -> Option<&SignedGetRecords> {
+        let (region, signing_name, credentials) = self.signing.as_ref()?;
+        let origin = self.endpoint.0.get()?;
+        self.direct
+            .get_or_init(|| {
+                SignedGetRecords::new(
+                    origin.clone(),
+                    region.clone(),
+                    signing_name,
+                    credentials.clone(),
+                    MAX_CALLS_IN_FLIGHT,
+                )
+            })
+            .as_ref()
+    }
+
+    /// Waits for a turn among the calls in flight.
+    async fn turn(&self) -> SemaphorePermit<'_> {
+        self.calls
+            .acquire()
+            .await
+            .expect("the semaphore is never closed")
     }
 }
 
@@ -51,6 +133,7 @@ impl StreamsApi for AwsStreams {
         let mut streams = Vec::new();
         let mut start: Option<String> = None;
         loop {
+            let _turn = self.turn().await;
             let out = self
                 .client
                 .list_streams()
@@ -84,6 +167,7 @@ impl StreamsApi for AwsStreams {
                 .shard_id(parent)
                 .build()
         });
+        let _turn = self.turn().await;
         let out = self
             .client
             .describe_stream()
@@ -155,6 +239,7 @@ impl StreamsApi for AwsStreams {
                 .shard_iterator_type(ShardIteratorType::AfterSequenceNumber)
                 .sequence_number(seq.as_str()),
         };
+        let _turn = self.turn().await;
         let out = request.send().await.map_err(classify)?;
         out.shard_iterator()
             .map(str::to_owned)
@@ -162,6 +247,12 @@ impl StreamsApi for AwsStreams {
     }
 
     async fn get_records(&self, iterator: &str) -> Result<RecordsPage, ApiError> {
+        let _turn = self.turn().await;
+        if let Some(direct) = self.direct()
+            && let Some(page) = direct.get_records(iterator).await?
+        {
+            return Ok(page);
+        }
         let out = self
             .client
             .get_records()
@@ -197,34 +288,49 @@ where
         SdkError::ConstructionFailure(_) => ApiError::Credentials(context()),
         SdkError::ServiceError(service) => {
             let e = service.err();
-            let code = e.code().unwrap_or_default();
-            let detail = format!("{code}: {}", e.message().unwrap_or_default());
-            let status = service.raw().status().as_u16();
-            match code {
-                "ExpiredIteratorException" => ApiError::ExpiredIterator,
-                "TrimmedDataAccessException" => ApiError::TrimmedData(detail),
-                "ResourceNotFoundException" => ApiError::NotFound(detail),
-                "LimitExceededException"
-                | "ThrottlingException"
-                | "ProvisionedThroughputExceededException"
-                | "RequestLimitExceeded"
-                | "TooManyRequestsException" => ApiError::Throttled(detail),
-                "AccessDeniedException"
-                | "UnrecognizedClientException"
-                | "InvalidSignatureException"
-                | "MissingAuthenticationToken"
-                | "IncompleteSignature"
-                | "InvalidClientTokenId"
-                | "ExpiredTokenException"
-                | "SignatureDoesNotMatch" => ApiError::AccessDenied(detail),
-                "InternalServerError" | "InternalFailure" | "ServiceUnavailable" => {
-                    ApiError::Transient(detail)
-                }
-                _ if status == 429 => ApiError::Throttled(detail),
-                _ if status >= 500 || code.is_empty() => ApiError::Transient(context()),
-                _ => ApiError::Rejected(detail),
-            }
+            classify_service_error(
+                e.code().unwrap_or_default(),
+                e.message().unwrap_or_default(),
+                service.raw().status().as_u16(),
+                context,
+            )
         }
         _ => ApiError::Transient(context()),
+    }
+}
+
+/// Sorts a service's error answer (its code without namespace, message and
+/// HTTP status) by what the engine does about it; `context` describes an
+/// answer with no code.
+pub(super) fn classify_service_error(
+    code: &str,
+    message: &str,
+    status: u16,
+    context: impl FnOnce() -> String,
+) -> ApiError {
+    let detail = format!("{code}: {message}");
+    match code {
+        "ExpiredIteratorException" => ApiError::ExpiredIterator,
+        "TrimmedDataAccessException" => ApiError::TrimmedData(detail),
+        "ResourceNotFoundException" => ApiError::NotFound(detail),
+        "LimitExceededException"
+        | "ThrottlingException"
+        | "ProvisionedThroughputExceededException"
+        | "RequestLimitExceeded"
+        | "TooManyRequestsException" => ApiError::Throttled(detail),
+        "AccessDeniedException"
+        | "UnrecognizedClientException"
+        | "InvalidSignatureException"
+        | "MissingAuthenticationToken"
+        | "IncompleteSignature"
+        | "InvalidClientTokenId"
+        | "ExpiredTokenException"
+        | "SignatureDoesNotMatch" => ApiError::AccessDenied(detail),
+        "InternalServerError" | "InternalFailure" | "ServiceUnavailable" => {
+            ApiError::Transient(detail)
+        }
+        _ if status == 429 => ApiError::Throttled(detail),
+        _ if status >= 500 || code.is_empty() => ApiError::Transient(context()),
+        _ => ApiError::Rejected(detail),
     }
 }

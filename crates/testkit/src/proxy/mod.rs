@@ -188,6 +188,8 @@ struct Control {
     seed: u64,
     faults: HashMap<Op, OpFaults>,
     calls: HashMap<String, u64>,
+    /// When each call of an operation came, while [`FaultProxy::record_call_times`] is on.
+    call_times: Option<Vec<(Op, std::time::Instant)>>,
     describe_page_size: Option<usize>,
     honour_shard_filter: bool,
 }
@@ -205,6 +207,9 @@ struct ProxyInner {
     /// GetRecords filters under the read lock; a split registers under the write lock.
     lineages: tokio::sync::RwLock<Lineages>,
     request_ids: AtomicU64,
+    /// Requests being answered now, and the most at once since the last reset.
+    in_flight: AtomicU64,
+    peak_in_flight: AtomicU64,
 }
 
 /// The proxy handle (cheap to clone). The proxy stops when the last handle is dropped.
@@ -240,11 +245,14 @@ impl FaultProxy {
                 seed: 0x5eed,
                 faults: HashMap::new(),
                 calls: HashMap::new(),
+                call_times: None,
                 describe_page_size: None,
                 honour_shard_filter: true,
             }),
             lineages: tokio::sync::RwLock::new(Lineages::default()),
             request_ids: AtomicU64::new(0),
+            in_flight: AtomicU64::new(0),
+            peak_in_flight: AtomicU64::new(0),
         });
         let for_handler = inner.clone();
         let handler: Handler = Arc::new(move |req| {
@@ -318,6 +326,30 @@ impl FaultProxy {
     /// Zeroes all counters.
     pub fn reset_counters(&self) {
         self.inner.control.lock().unwrap().calls.clear();
+        self.inner.peak_in_flight.store(0, Ordering::SeqCst);
+    }
+
+    /// The most requests the proxy was answering at once (each on a connection of its own)
+    /// since start or the last reset.
+    pub fn peak_in_flight(&self) -> u64 {
+        self.inner.peak_in_flight.load(Ordering::SeqCst)
+    }
+
+    /// Starts (or, with false, stops) noting when each call of the four operations comes;
+    /// starting forgets what was noted.
+    pub fn record_call_times(&self, on: bool) {
+        self.inner.control.lock().unwrap().call_times = on.then(Vec::new);
+    }
+
+    /// When the calls of `op` came since [`FaultProxy::record_call_times`] was turned on.
+    pub fn call_times(&self, op: Op) -> Vec<std::time::Instant> {
+        let c = self.inner.control.lock().unwrap();
+        c.call_times
+            .iter()
+            .flatten()
+            .filter(|(o, _)| *o == op)
+            .map(|(_, at)| *at)
+            .collect()
     }
 
     /// Forces DescribeStream pages of at most `n` shards (`None`: only the request's Limit).
@@ -523,6 +555,17 @@ impl ProxyInner {
         self: Arc<Self>,
         req: Request<Incoming>,
     ) -> Result<Response<Full<Bytes>>, CloseConnection> {
+        let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        self.peak_in_flight.fetch_max(now, Ordering::SeqCst);
+        let answer = self.clone().answer(req).await;
+        self.in_flight.fetch_sub(1, Ordering::SeqCst);
+        answer
+    }
+
+    async fn answer(
+        self: Arc<Self>,
+        req: Request<Incoming>,
+    ) -> Result<Response<Full<Bytes>>, CloseConnection> {
         let (parts, body) = req.into_parts();
         let body = match tokio::time::timeout(
             REQUEST_BODY_TIMEOUT,
@@ -575,6 +618,9 @@ impl ProxyInner {
         let mut c = self.control.lock().unwrap();
         *c.calls.entry(target.to_string()).or_insert(0) += 1;
         let op = op?;
+        if let Some(times) = &mut c.call_times {
+            times.push((op, std::time::Instant::now()));
+        }
         let seed = c.seed;
         let f = c.faults.entry(op).or_default();
         let index = f.index;

@@ -1,12 +1,14 @@
-//! Keep-alive HTTP/1.1 connections to the sink, on hyper's connection API.
+//! Keep-alive HTTP/1.1 connections to one origin, on hyper's connection
+//! API: the sink's, and DynamoDB Streams' for GetRecords.
 //!
 //! Profiling showed the general-purpose clients (reqwest over hyper-util's
-//! pool) spending more per event than the request itself: URL handling,
-//! pool bookkeeping, clones. The sink is one origin, so the pool is a stack
-//! of idle connections: take one (or connect), send, put it back once its
-//! answer is read. TLS (https sinks) comes from hyper-rustls's connector.
+//! pool, and the AWS SDK's per-call machinery) spending more per request
+//! than the request itself: URL handling, pool bookkeeping, clones. One
+//! origin needs no more than a stack of idle connections: take one (or
+//! connect), send, put it back once its answer is read ([`Pool::exchange`]).
+//! TLS comes from hyper-rustls's connector.
 //!
-//! The pool is gentle with the sink. Requests at once are capped across
+//! The pool is gentle with its server. Requests at once are capped across
 //! all shards ([`Pool::request_slot`]), so connections never outnumber that
 //! cap. New connections are opened one at a time: the next only once the
 //! last new one has answered a request or [`RAMP_STEP`] has passed. A burst
@@ -14,10 +16,10 @@
 //! queue, and then requests hang on connections the sink never accepted.
 //! A connection not established within the connect timeout is abandoned.
 
+use std::future::Future;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use awsdynamodbsource_vars as vars;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::client::conn::http1::{self, SendRequest};
@@ -28,13 +30,13 @@ use tower_service::Service;
 
 use crate::error_chain;
 
-pub(super) type Sender = SendRequest<Full<Bytes>>;
+pub(crate) type Sender = SendRequest<Full<Bytes>>;
 
 /// How long a new connection may go unanswered before the next one may be
 /// opened: a slow sink still gets 20 new connections a second.
-pub(super) const RAMP_STEP: Duration = Duration::from_millis(50);
+pub(crate) const RAMP_STEP: Duration = Duration::from_millis(50);
 
-pub(super) struct Pool {
+pub(crate) struct Pool {
     connector: HttpsConnector<HttpConnector>,
     /// Scheme and authority to connect to.
     origin: http::Uri,
@@ -46,10 +48,12 @@ pub(super) struct Pool {
     /// Signalled when a connection goes back to `idle`.
     returned: Notify,
     connect_timeout: Duration,
+    /// The setting that holds `connect_timeout`, named when it passes.
+    connect_timeout_setting: &'static str,
 }
 
 /// A connection for one request.
-pub(super) enum Connection<'a> {
+enum Connection<'a> {
     /// Kept alive from an earlier request.
     Idle(Sender),
     /// Just opened; holds the pool's one opening until it answers (or for
@@ -59,12 +63,20 @@ pub(super) enum Connection<'a> {
 
 /// Connecting failed; the message names no credential.
 #[derive(Debug)]
-pub(super) struct ConnectError(pub String);
+pub(crate) struct ConnectError(pub String);
+
+/// How one request on a connection failed.
+pub(crate) enum Exchange<E> {
+    /// The request never left: the connection was closed before. Another
+    /// connection gets it at once; that is no failure of the server.
+    NotSent(E),
+    Failed(E),
+}
 
 impl Pool {
-    pub(super) fn new(
+    pub(crate) fn new(
         origin: http::Uri,
-        connect_timeout: Duration,
+        (connect_timeout, connect_timeout_setting): (Duration, &'static str),
         max_requests: usize,
     ) -> Result<Self, ConnectError> {
         let mut http = HttpConnector::new();
@@ -84,18 +96,87 @@ impl Pool {
             opening: Semaphore::new(1),
             returned: Notify::new(),
             connect_timeout,
+            connect_timeout_setting,
         })
     }
 
+    /// Runs one request: `exchange` on a kept-alive connection if there is
+    /// one, else on one that comes back or a new one when it is this
+    /// request's turn to open one. `exchange` puts the connection back once
+    /// it has read the answer to its end.
+    pub(crate) async fn exchange<T, E, F>(
+        &self,
+        exchange: impl Fn(Sender) -> F,
+        connect_failed: impl Fn(String) -> E,
+    ) -> Result<T, E>
+    where
+        F: Future<Output = Result<T, Exchange<E>>>,
+    {
+        while let Some(sender) = self.take_idle() {
+            match exchange(sender).await {
+                Err(Exchange::NotSent(_)) => continue,
+                Err(Exchange::Failed(e)) => return Err(e),
+                Ok(answer) => return Ok(answer),
+            }
+        }
+        // Rare once connections exist: boxed, so that the future of every
+        // request stays small.
+        Box::pin(self.exchange_without_idle(exchange, connect_failed)).await
+    }
+
+    async fn exchange_without_idle<T, E, F>(
+        &self,
+        exchange: impl Fn(Sender) -> F,
+        connect_failed: impl Fn(String) -> E,
+    ) -> Result<T, E>
+    where
+        F: Future<Output = Result<T, Exchange<E>>>,
+    {
+        loop {
+            let connection = match self.connection().await {
+                Ok(connection) => connection,
+                // One that came back while connecting is tried instead.
+                Err(ConnectError(e)) => match self.take_idle() {
+                    Some(sender) => Connection::Idle(sender),
+                    None => return Err(connect_failed(e)),
+                },
+            };
+            match connection {
+                Connection::Idle(sender) => match exchange(sender).await {
+                    Err(Exchange::NotSent(_)) => continue,
+                    Err(Exchange::Failed(e)) => return Err(e),
+                    Ok(answer) => return Ok(answer),
+                },
+                Connection::New(sender, turn) => {
+                    // The next new connection waits for this one's first
+                    // answer, or for RAMP_STEP.
+                    let exchange = exchange(sender);
+                    tokio::pin!(exchange);
+                    let mut turn = Some(turn);
+                    let result = loop {
+                        tokio::select! {
+                            result = &mut exchange => break result,
+                            _ = tokio::time::sleep(RAMP_STEP), if turn.is_some() => turn = None,
+                        }
+                    };
+                    drop(turn);
+                    return result.map_err(|e| match e {
+                        Exchange::NotSent(e) | Exchange::Failed(e) => e,
+                    });
+                }
+            }
+        }
+    }
+
     /// Waits for one of the request slots (the cap across all shards).
-    pub(super) async fn request_slot(&self) -> Option<SemaphorePermit<'_>> {
+    pub(crate) async fn request_slot(&self) -> Option<SemaphorePermit<'_>> {
         // The semaphore is never closed.
         self.requests.acquire().await.ok()
     }
 
     /// A connection: an idle one, else a new one when it is this request's
     /// turn to open one (an idle one coming back first is taken instead).
-    pub(super) async fn connection(&self) -> Result<Connection<'_>, ConnectError> {
+    async fn connection(&self) -> Result<Connection<'_>, ConnectError> {
         loop {
             let returned = self.returned.notified();
             tokio::pin!(returned);
@@ -113,15 +194,14 @@ impl Pool {
                 Ok(Err(e)) => Err(e),
                 Err(_) => Err(ConnectError(format!(
                     "no connection within {:?} ({})",
-                    self.connect_timeout,
-                    vars::SINK_CONNECT_TIMEOUT
+                    self.connect_timeout, self.connect_timeout_setting
                 ))),
             };
         }
     }
 
     /// An idle connection that is still open, if any.
-    pub(super) fn take_idle(&self) -> Option<Sender> {
+    fn take_idle(&self) -> Option<Sender> {
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
         while let Some(sender) = idle.pop() {
             if !sender.is_closed() {
@@ -132,7 +212,7 @@ impl Pool {
     }
 
     /// Returns a connection whose answer was read completely.
-    pub(super) fn put_back(&self, sender: Sender) {
+    pub(crate) fn put_back(&self, sender: Sender) {
         if !sender.is_closed() {
             self.idle
                 .lock()
