@@ -104,3 +104,75 @@ async fn expired_iterators_throttling_and_server_errors_lose_nothing() -> anyhow
     common::stop(&mut adapter).await;
     Ok(())
 }
+
+/// One process, a parent split into 64 open children (records routed to
+/// children by key): every change arrives once, in order per item; the
+/// endpoint never sees more than 64 calls at once; and what the adapter
+/// shows does not grow with the shards: `/metrics` is no bigger than with
+/// one shard (give or take the digits of its counters), and the split
+/// adds a few log lines, none long.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sixty_four_open_shards() -> anyhow::Result<()> {
+    const WIDTH: u32 = 64;
+    const ITEMS: usize = 100;
+    let ddb = DynamoDbLocal::shared().await;
+    let table = TestTable::create(ddb, KeyShape::Hash, StreamViewType::NewAndOldImages).await?;
+    let proxy = FaultProxy::start(ddb.endpoint()).await?;
+    let sink = RecordingSink::start().await?;
+    let state = tempfile::tempdir()?;
+    let mut env = common::env(
+        table.arn(),
+        &proxy.endpoint(),
+        Some(&sink.url()),
+        state.path(),
+    );
+    common::set(&mut env, "POLL_INTERVAL", "250ms");
+    common::set(&mut env, "LOG_LEVEL", "info");
+    let probe = common::Probe::new(&env);
+    let mut adapter = common::spawn_healthy(env).await;
+    let stream = table.latest_stream_arn().await?.unwrap();
+    let key = |i: usize| items::key(&format!("item-{i}"));
+    table.put(items::with_value(key(0), 0)).await?;
+    sink.wait_for(|e| !e.is_empty(), WAIT).await?;
+    let one_shard_metrics = probe.metrics().await?.len();
+    let lines_before = adapter.stderr_lines().len();
+
+    proxy.split(&stream, WIDTH).await?;
+    proxy.reset_counters();
+    for round in 1..=3 {
+        for i in 0..ITEMS {
+            table.put(items::with_value(key(i), round)).await?;
+        }
+    }
+    let records = table.read_all_records(&stream).await?;
+    assert_eq!(records.len(), 1 + 3 * ITEMS);
+    let ids: HashSet<String> = records.iter().map(common::event_id).collect();
+    let received = sink
+        .wait_for(|e| ids.iter().all(|id| e.iter().any(|x| &x.id == id)), WAIT)
+        .await?;
+    assert_eq!(
+        assert_all_arrived_in_order(&records, &received),
+        0,
+        "nothing twice"
+    );
+    let shards = probe
+        .await_metrics(["awsdynamodbsource_shards_owned"], |[n]| {
+            n == f64::from(WIDTH)
+        })
+        .await?;
+    assert_eq!(shards, [f64::from(WIDTH)]);
+
+    let peak = proxy.peak_in_flight();
+    assert!(peak <= 64, "{peak} calls at once");
+    let metrics = probe.metrics().await?.len();
+    assert!(
+        metrics <= one_shard_metrics + one_shard_metrics / 10,
+        "/metrics: {metrics} bytes with {WIDTH} shards, {one_shard_metrics} with one"
+    );
+    let logs = adapter.stderr_lines();
+    let new_lines = &logs[lines_before..];
+    assert!(new_lines.len() <= 5, "{new_lines:#?}");
+    assert!(new_lines.iter().all(|l| l.len() < 1_000), "{new_lines:#?}");
+    common::stop(&mut adapter).await;
+    Ok(())
+}
