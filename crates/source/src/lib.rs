@@ -18,8 +18,10 @@
 //!
 //! `engine` runs it all; `health` and `metrics` report on it, reading
 //! delivery figures from `progress`. `http_pool` holds the keep-alive
-//! connections of the two hot requests: the sink's, and GetRecords. The engine knows nothing of Kubernetes
-//! or the CLI: the adapter binary feeds it from its environment.
+//! connections of the two hot requests: the sink's, and GetRecords.
+//! `lease` keeps shard leases for replicas that share a stream (not wired
+//! into the engine yet). The engine knows nothing of Kubernetes or the CLI:
+//! the adapter binary feeds it from its environment.
 //!
 //! Modules are private: the crate's root re-exports what the binaries use.
 //! Its own integration tests reach deeper through [`test_support`], which is
@@ -32,6 +34,7 @@ mod event;
 mod filter;
 mod health;
 mod http_pool;
+mod lease;
 mod metrics;
 mod prepare;
 mod progress;
@@ -63,6 +66,7 @@ pub use checkpoint::{
 };
 pub use record::SequenceNumber;
 // how DynamoDB Streams is reached,
+pub use lease::{DynamoDbLeaseStore, Lease, LeaseError, LeaseStore, Liveness, Plan, plan};
 pub use stream::aws::AwsStreams;
 // and what reports on it all.
 pub use health::Health;
