@@ -355,6 +355,34 @@ async fn polls_quickly_while_active_then_slower_and_slower_when_idle() {
     run.stop().await;
 }
 
+/// Virtual time: an idle source re-reads its shard list (every
+/// `shard_list_interval`) but, nothing having moved, writes no checkpoint;
+/// and its DescribeStream calls stay 100 ms apart (AWS allows 10 a second).
+#[tokio::test(start_paused = true)]
+async fn an_idle_source_writes_no_checkpoint_and_paces_describe_stream() {
+    let (api, _s) = FakeStreams::with_one_shard();
+    let mut config = config(StartingPosition::TrimHorizon);
+    config.shard_list_interval = Duration::from_millis(10);
+    let run = start_fresh(&api, config).await;
+    run.wait_healthy().await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let writes = run.metrics.checkpoint_writes.get();
+    let describes = || api.count(|c| matches!(c, Call::Describe { .. }));
+    let before = describes();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let refreshes = describes() - before;
+    assert!(
+        (45..=51).contains(&refreshes),
+        "{refreshes} DescribeStream calls in 5 s: one every 100 ms at most"
+    );
+    assert_eq!(
+        run.metrics.checkpoint_writes.get(),
+        writes,
+        "refreshes that change nothing write nothing"
+    );
+    run.stop().await;
+}
+
 #[tokio::test]
 async fn an_expired_iterator_is_renewed_after_the_last_record_read() {
     let (api, s) = FakeStreams::with_one_shard();
