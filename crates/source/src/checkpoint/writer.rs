@@ -120,7 +120,11 @@ impl Checkpointer {
     }
 
     pub fn set(&self, stream: &str, shard: &str, position: ShardPosition) {
-        self.update(|cps| set_position(cps, stream, shard, position));
+        // Not through `update`: no copy of the whole map per shard.
+        let mut state = self.state();
+        if set_position(&mut state.checkpoints, stream, shard, position) {
+            state.version += 1;
+        }
     }
 
     /// A reader's finalizer moved over `events` more events, up to and
@@ -239,15 +243,21 @@ impl Checkpointer {
 }
 
 /// Sets one shard's position, allocating only for a new stream or shard.
-fn set_position(cps: &mut Checkpoints, stream: &str, shard: &str, position: ShardPosition) {
+/// Sets a shard's position; whether it changed.
+fn set_position(cps: &mut Checkpoints, stream: &str, shard: &str, position: ShardPosition) -> bool {
     let shards = match cps.streams.get_mut(stream) {
         Some(s) => &mut s.shards,
         None => &mut cps.streams.entry(stream.to_owned()).or_default().shards,
     };
     match shards.get_mut(shard) {
-        Some(p) => *p = position,
+        Some(p) if *p == position => false,
+        Some(p) => {
+            *p = position;
+            true
+        }
         None => {
             shards.insert(shard.to_owned(), position);
+            true
         }
     }
 }

@@ -261,6 +261,8 @@ impl StreamRun<'_> {
             Err(ApiError::NotFound(why)) => Err(why),
             Err(e) => {
                 self.describe_failures += 1;
+                // Readers waiting for a refresh wait no longer than usual.
+                self.next_refresh = Instant::now() + self.engine.config.discovery_interval;
                 tracing::warn!(stream = self.arn, error = %e, "cannot refresh the shard list");
                 if self.describe_failures >= 3 {
                     self.ctx().health.set_stream_problem(Some(format!(

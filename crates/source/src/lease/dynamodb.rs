@@ -1,4 +1,4 @@
-//! Leases in a DynamoDB table (`COORDINATION=dynamodb:<table>`): one item
+//! Leases in a DynamoDB table (to be `COORDINATION=dynamodb:<table>`): one item
 //! per shard, keyed by stream ARN and shard id, changed only by conditional
 //! writes (KCL's lease table, with the checkpoint in the same item).
 //!

@@ -13,7 +13,8 @@
 //!
 //! - `balance`: who should hold what, from the leases as one replica sees
 //!   them;
-//! - `dynamodb`: `COORDINATION=dynamodb:<table>`, one item per shard.
+//! - `dynamodb`: leases in a DynamoDB table, one item per shard (to be
+//!   `COORDINATION=dynamodb:<table>`).
 
 mod balance;
 mod dynamodb;
@@ -74,7 +75,9 @@ pub trait LeaseStore: Send + Sync + 'static {
     /// Every lease of a stream, read consistently.
     async fn list(&self, stream: &str) -> Result<Vec<Lease>, LeaseError>;
 
-    /// Adds `lease` unless the shard has one; false when it had.
+    /// Adds `lease` unless the shard has one; false when it had. A shard's
+    /// parents get their leases first: `balance` takes a parent without a
+    /// lease for one trimmed away.
     async fn create(&self, lease: &Lease) -> Result<bool, LeaseError>;
 
     /// Takes a lease as `seen` (free, or its holder gone): it is held by

@@ -5,9 +5,9 @@
 //! item being written now arrives fast), but only while the source's shards
 //! polled that fast stay within [`FAST_POLLS_PER_SECOND`] in total; then
 //! `POLL_INTERVAL`; and the pause doubles for every [`IDLE_STEP`] without
-//! records, up to `IDLE_POLL_INTERVAL`. A reader's start counts as activity. Every pause is
-//! jittered, so that readers started together do not poll in step. It never
-//! calls AWS.
+//! records, up to `IDLE_POLL_INTERVAL`. A reader's start begins a quiet
+//! spell (`POLL_INTERVAL`, not fast polls). Every pause is jittered, so
+//! that readers started together do not poll in step. It never calls AWS.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -35,7 +35,10 @@ pub struct FastPollers(AtomicUsize);
 pub(super) struct Pace {
     config: Arc<EngineConfig>,
     fast_pollers: Arc<FastPollers>,
+    /// The last page with records, or the reader's start.
     last_records: Instant,
+    /// Whether a page had records since the start.
+    had_records: bool,
     /// Whether this reader counts among the fast pollers.
     fast: bool,
 }
@@ -46,6 +49,7 @@ impl Pace {
             config,
             fast_pollers,
             last_records: Instant::now(),
+            had_records: false,
             fast: false,
         }
     }
@@ -61,12 +65,13 @@ impl Pace {
         let now = Instant::now();
         if had_records {
             self.last_records = now;
+            self.had_records = true;
             self.set_fast(false);
             return Duration::ZERO;
         }
         let quiet = now - self.last_records;
         let config = self.config.clone();
-        let pause = if quiet < config.active_window {
+        let pause = if self.had_records && quiet < config.active_window {
             self.set_fast(true);
             let fast_pollers = self.fast_pollers.0.load(Ordering::Relaxed) as f64;
             config
@@ -164,6 +169,11 @@ mod tests {
         let fast = Arc::new(FastPollers::default());
         let mut pace = Pace::new(config.clone(), fast.clone());
         assert!(pace.first_pause() < config.poll_interval);
+        assert!(
+            within_jitter(pace.after_page(false), config.poll_interval),
+            "a new reader polls at POLL_INTERVAL, not fast"
+        );
+        assert_eq!(fast.0.load(Ordering::Relaxed), 0);
         assert_eq!(pace.after_page(true), Duration::ZERO);
         assert!(within_jitter(
             pace.after_page(false),

@@ -112,6 +112,7 @@ impl AwsStreams {
                     region.clone(),
                     signing_name,
                     credentials.clone(),
+                    self.calls.clone(),
                     MAX_CALLS_IN_FLIGHT,
                 )
             })
@@ -247,12 +248,13 @@ impl StreamsApi for AwsStreams {
     }
 
     async fn get_records(&self, iterator: &str) -> Result<RecordsPage, ApiError> {
-        let _turn = self.turn().await;
+        // The direct path takes its turn itself, after its credentials.
         if let Some(direct) = self.direct()
             && let Some(page) = direct.get_records(iterator).await?
         {
             return Ok(page);
         }
+        let _turn = self.turn().await;
         let out = self
             .client
             .get_records()
@@ -308,6 +310,13 @@ pub(super) fn classify_service_error(
     status: u16,
     context: impl FnOnce() -> String,
 ) -> ApiError {
+    // A signature mismatch's message goes on with the canonical request,
+    // session token included: it never reaches a log or /health.
+    let message = message
+        .split("The Canonical String")
+        .next()
+        .unwrap_or_default()
+        .trim_end();
     let detail = format!("{code}: {message}");
     match code {
         "ExpiredIteratorException" => ApiError::ExpiredIterator,

@@ -3,8 +3,8 @@
 //! members ignored, `null` members absent, an attribute value's `null`
 //! members skipped, times as epoch seconds, blobs as base64. The golden
 //! inputs hold it to the SDK's result record for record. An attribute kind
-//! that DynamoDB does not have today is an error here ([`UNKNOWN_KIND`]):
-//! only the SDK can represent it, so the caller asks the SDK.
+//! that DynamoDB does not have today is an error here: only the SDK can
+//! represent it, so the caller asks the SDK.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -18,9 +18,6 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
 
 use super::api::RecordsPage;
-
-/// The error of an attribute kind this decoder does not know.
-pub const UNKNOWN_KIND: &str = "an attribute kind only the SDK can represent";
 
 /// Decodes a GetRecords answer (status 200).
 pub fn records_page(body: &[u8]) -> Result<RecordsPage, serde_json::Error> {
@@ -204,7 +201,11 @@ impl<'de> Visitor<'de> for ValueVisitor {
                     None
                 }
                 _ => match map.next_value::<Option<IgnoredAny>>()? {
-                    Some(_) => return Err(de::Error::custom(UNKNOWN_KIND)),
+                    Some(_) => {
+                        return Err(de::Error::custom(
+                            "an attribute kind only the SDK can represent",
+                        ));
+                    }
                     None => None,
                 },
             };

@@ -5,12 +5,15 @@
 //! config bag each time) and this path about 50 µs. The other three actions
 //! stay on the SDK.
 //!
-//! Owns that one call: the endpoint (learnt from the SDK's own requests, so
-//! that overrides, FIPS and dual-stack resolve exactly as the SDK does),
+//! Owns that one call: the endpoint (the scheme and host of the SDK's own
+//! requests, so that overrides, FIPS and dual-stack resolve as the SDK
+//! does; an endpoint URL with a path keeps GetRecords on the SDK), the
 //! credentials (the SDK's provider, cached until shortly before they
-//! expire), signing, and reading the answer. It never retries: the shard
+//! expire), signing (with the clock skew seen in answers, as the SDK
+//! does), and reading the answer. It never retries: the shard
 //! reader does, as for every call.
 
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
@@ -22,15 +25,18 @@ use aws_sdk_dynamodbstreams::config::{ConfigBag, RuntimeComponents};
 use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
 use aws_sigv4::sign::v4;
 use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_types::DateTime;
+use aws_smithy_types::date_time::Format;
 use aws_smithy_types::error::display::DisplayErrorContext;
 use bytes::Bytes;
 use http::HeaderValue;
 use http::header::{CONTENT_TYPE, HOST, USER_AGENT};
 use http_body_util::{BodyExt, Full};
+use tokio::sync::Semaphore;
 
 use super::api::{ApiError, RecordsPage};
 use super::aws::classify_service_error;
-use super::records_json::{UNKNOWN_KIND, records_page};
+use super::records_json::records_page;
 use crate::error_chain;
 use crate::http_pool::{Exchange, Pool, Sender};
 
@@ -40,6 +46,9 @@ const AGENT: HeaderValue =
     HeaderValue::from_static(concat!("awsdynamodbsource/", env!("CARGO_PKG_VERSION")));
 /// Credentials this close to their expiry are renewed before use.
 const RENEW_BEFORE_EXPIRY: Duration = Duration::from_secs(300);
+/// Credentials without an expiry are fetched again after this long.
+const KEEP_WITHOUT_EXPIRY: Duration = Duration::from_secs(900);
+const CREDENTIALS_TIMEOUT: Duration = Duration::from_secs(5);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// A GetRecords answer takes milliseconds; the SDK path's attempt timeout.
 const CALL_TIMEOUT: Duration = Duration::from_secs(20);
@@ -62,6 +71,7 @@ impl Intercept for EndpointSeen {
     ) -> Result<(), BoxError> {
         if self.0.get().is_none()
             && let Ok(uri) = context.request().uri().parse::<http::Uri>()
+            && uri.path() == "/"
             && let (Some(scheme), Some(authority)) = (uri.scheme(), uri.authority())
             && let Ok(origin) = http::Uri::builder()
                 .scheme(scheme.clone())
@@ -90,7 +100,13 @@ pub(super) struct SignedGetRecords {
     region: String,
     signing_name: &'static str,
     credentials: SharedCredentialsProvider,
-    cached: tokio::sync::Mutex<Option<Credentials>>,
+    /// The credentials in use, and when they were fetched.
+    cached: tokio::sync::Mutex<Option<(Credentials, SystemTime)>>,
+    /// The calls to DynamoDB Streams in flight, shared with the SDK path.
+    calls: Arc<Semaphore>,
+    /// The server's clock minus ours, in milliseconds, from the last
+    /// answer's `Date`: signatures use the server's time, as the SDK's do.
+    skew_ms: AtomicI64,
 }
 
 impl SignedGetRecords {
@@ -100,6 +116,7 @@ impl SignedGetRecords {
         region: String,
         signing_name: &'static str,
         credentials: SharedCredentialsProvider,
+        calls: Arc<Semaphore>,
         max_calls: usize,
     ) -> Option<Self> {
         let host = HeaderValue::from_str(origin.authority()?.as_str()).ok()?;
@@ -117,11 +134,16 @@ impl SignedGetRecords {
             signing_name,
             credentials,
             cached: tokio::sync::Mutex::new(None),
+            calls,
+            skew_ms: AtomicI64::new(0),
         })
     }
 
-    /// The page; `None` when it holds what only the SDK can represent (the
-    /// caller then asks the SDK with the same iterator).
+    /// The page; `None` when this decoder cannot read it (an attribute kind
+    /// only the SDK knows, or anything else unexpected): the caller then
+    /// asks the SDK with the same iterator. Credentials are fetched before
+    /// a turn among the calls in flight is taken, so a slow credential
+    /// source holds no turn.
     pub(super) async fn get_records(
         &self,
         iterator: &str,
@@ -129,7 +151,7 @@ impl SignedGetRecords {
         let credentials = self.credentials().await?;
         let body = Bytes::from(serde_json::json!({ "ShardIterator": iterator }).to_string());
         let headers = self.signed_headers(&credentials, &body)?;
-        let _slot = self.pool.request_slot().await;
+        let _turn = self.calls.acquire().await;
         let answer = tokio::time::timeout(
             CALL_TIMEOUT,
             self.pool.exchange(
@@ -144,32 +166,71 @@ impl SignedGetRecords {
             )))
         })?;
         let (status, headers, body) = answer;
+        self.note_server_time(&headers);
         if status.is_success() {
-            return match records_page(&body) {
-                Ok(page) => Ok(Some(page)),
-                Err(e) if e.to_string().starts_with(UNKNOWN_KIND) => Ok(None),
-                Err(e) => Err(ApiError::Transient(format!("unreadable answer: {e}"))),
-            };
+            return Ok(records_page(&body).ok());
         }
         Err(service_error(status, &headers, &body))
     }
 
-    /// The credentials to sign with, renewed when close to expiry.
+    /// Notes how far the server's clock is from ours.
+    fn note_server_time(&self, headers: &http::HeaderMap) {
+        let server = headers
+            .get(http::header::DATE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| DateTime::from_str(v, Format::HttpDate).ok())
+            .and_then(|t| SystemTime::try_from(t).ok());
+        if let Some(server) = server {
+            let skew = match server.duration_since(SystemTime::now()) {
+                Ok(ahead) => ahead.as_millis() as i64,
+                Err(behind) => -(behind.duration().as_millis() as i64),
+            };
+            self.skew_ms.store(skew, Ordering::Relaxed);
+        }
+    }
+
+    /// Our clock corrected by the last skew seen. A second's difference is
+    /// the `Date` header's precision, not skew.
+    fn server_now(&self) -> SystemTime {
+        let skew = self.skew_ms.load(Ordering::Relaxed);
+        let now = SystemTime::now();
+        if skew.abs() < 1_000 {
+            now
+        } else if skew > 0 {
+            now + Duration::from_millis(skew as u64)
+        } else {
+            now - Duration::from_millis(skew.unsigned_abs())
+        }
+    }
+
+    /// The credentials to sign with: renewed when close to expiry, and
+    /// every 15 minutes when they do not expire (as the SDK's cache does:
+    /// rotated profile or process credentials are picked up). A source
+    /// that does not answer within 5 s is an error, retried by the caller.
     async fn credentials(&self) -> Result<Credentials, ApiError> {
         let mut cached = self.cached.lock().await;
-        if let Some(credentials) = cached.as_ref()
-            && credentials
+        let now = SystemTime::now();
+        if let Some((credentials, fetched)) = cached.as_ref() {
+            let fresh_until = credentials
                 .expiry()
-                .is_none_or(|at| at > SystemTime::now() + RENEW_BEFORE_EXPIRY)
-        {
-            return Ok(credentials.clone());
+                .map(|at| at.checked_sub(RENEW_BEFORE_EXPIRY).unwrap_or(at))
+                .unwrap_or(*fetched + KEEP_WITHOUT_EXPIRY)
+                // Never more than one fetch every few seconds.
+                .max(*fetched + Duration::from_secs(10));
+            if now < fresh_until {
+                return Ok(credentials.clone());
+            }
         }
-        let fresh = self
-            .credentials
-            .provide_credentials()
-            .await
-            .map_err(|e| ApiError::Credentials(DisplayErrorContext(&e).to_string()))?;
-        *cached = Some(fresh.clone());
+        let fresh =
+            tokio::time::timeout(CREDENTIALS_TIMEOUT, self.credentials.provide_credentials())
+                .await
+                .map_err(|_| {
+                    ApiError::Credentials(format!(
+                        "no credentials from the provider chain within {CREDENTIALS_TIMEOUT:?}"
+                    ))
+                })?
+                .map_err(|e| ApiError::Credentials(DisplayErrorContext(&e).to_string()))?;
+        *cached = Some((fresh.clone(), now));
         Ok(fresh)
     }
 
@@ -194,7 +255,7 @@ impl SignedGetRecords {
             .identity(&identity)
             .region(&self.region)
             .name(self.signing_name)
-            .time(SystemTime::now())
+            .time(self.server_now())
             .settings(SigningSettings::default())
             .build()
             .map_err(|e| signing_failed(&e))?
@@ -223,7 +284,8 @@ impl SignedGetRecords {
         headers: &http::HeaderMap,
         body: &Bytes,
     ) -> Result<(http::StatusCode, http::HeaderMap, Bytes), Exchange<ApiError>> {
-        let mut request = http::Request::post(self.origin.clone())
+        // Origin-form (`POST /`), as the SDK sends it.
+        let mut request = http::Request::post("/")
             .body(Full::new(body.clone()))
             .unwrap_or_default();
         *request.headers_mut() = headers.clone();
@@ -279,6 +341,50 @@ fn service_error(status: http::StatusCode, headers: &http::HeaderMap, body: &[u8
 mod tests {
     use super::*;
 
+    /// Signatures use the server's clock, learnt from its `Date` headers, as
+    /// the SDK's do: a host whose clock is off still signs valid requests.
+    #[test]
+    fn signing_time_follows_the_servers_clock() {
+        let signed = SignedGetRecords::new(
+            "http://127.0.0.1:1/".parse().unwrap(),
+            "us-east-1".into(),
+            "dynamodb",
+            SharedCredentialsProvider::new(Credentials::new("a", "b", None, None, "t")),
+            Arc::new(Semaphore::new(1)),
+            1,
+        )
+        .unwrap();
+        let ahead = SystemTime::now() + Duration::from_secs(600);
+        let mut headers = http::HeaderMap::new();
+        headers.insert(
+            http::header::DATE,
+            DateTime::from(ahead)
+                .fmt(Format::HttpDate)
+                .unwrap()
+                .parse()
+                .unwrap(),
+        );
+        signed.note_server_time(&headers);
+        let off = signed
+            .server_now()
+            .duration_since(SystemTime::now())
+            .unwrap();
+        assert!(
+            off > Duration::from_secs(598) && off < Duration::from_secs(601),
+            "{off:?}"
+        );
+    }
+
+    fn error_with(code: &str, message: &str) -> ApiError {
+        service_error(
+            http::StatusCode::BAD_REQUEST,
+            &http::HeaderMap::new(),
+            serde_json::json!({ "__type": code, "message": message })
+                .to_string()
+                .as_bytes(),
+        )
+    }
+
     #[test]
     fn error_codes_lose_their_namespace() {
         let error = |ty: &str| {
@@ -296,6 +402,14 @@ mod tests {
             error("com.amazon.coral.availability#ThrottlingException"),
             ApiError::Throttled(_)
         ));
+        let mismatch = error_with(
+            "InvalidSignatureException",
+            "The request signature we calculated does not match. The Canonical String for this request should have been 'POST\\n/\\nx-amz-security-token:SESSION-TOKEN-MARKER'",
+        );
+        assert!(
+            matches!(&mismatch, ApiError::AccessDenied(m) if !m.contains("SESSION-TOKEN-MARKER") && m.contains("does not match")),
+            "{mismatch:?}"
+        );
         assert!(matches!(
             service_error(
                 http::StatusCode::SERVICE_UNAVAILABLE,
