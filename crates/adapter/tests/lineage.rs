@@ -25,6 +25,28 @@ async fn write_batch(table: &TestTable, round: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Waits until every one of the stream's `expected` changes has arrived,
+/// then checks that each arrived once, in order per item.
+async fn every_change_arrives_once_in_order(
+    table: &TestTable,
+    stream: &str,
+    sink: &RecordingSink,
+    expected: usize,
+) -> anyhow::Result<()> {
+    let records = table.read_all_records(stream).await?;
+    assert_eq!(records.len(), expected);
+    let ids: HashSet<String> = records.iter().map(common::event_id).collect();
+    let received = sink
+        .wait_for(|e| ids.iter().all(|id| e.iter().any(|x| &x.id == id)), WAIT)
+        .await?;
+    assert_eq!(
+        assert_all_arrived_in_order(&records, &received),
+        0,
+        "nothing twice"
+    );
+    Ok(())
+}
+
 /// Writes in four batches with a split before each of the last three, then
 /// checks what arrived. Returns the adapter's log lines.
 async fn split_while_writing(
@@ -41,17 +63,7 @@ async fn split_while_writing(
         children.extend(split.child_shard_ids);
         write_batch(table, round).await?;
     }
-    let records = table.read_all_records(&stream).await?;
-    assert_eq!(records.len(), ITEMS * 4 * 4);
-    let ids: HashSet<String> = records.iter().map(common::event_id).collect();
-    let received = sink
-        .wait_for(|e| ids.iter().all(|id| e.iter().any(|x| &x.id == id)), WAIT)
-        .await?;
-    assert_eq!(
-        assert_all_arrived_in_order(&records, &received),
-        0,
-        "nothing twice"
-    );
+    every_change_arrives_once_in_order(table, &stream, sink, ITEMS * 4 * 4).await?;
     let logs = adapter.stderr_lines();
     for child in &children {
         assert!(
@@ -144,17 +156,7 @@ async fn sixty_four_open_shards() -> anyhow::Result<()> {
             table.put(items::with_value(key(i), round)).await?;
         }
     }
-    let records = table.read_all_records(&stream).await?;
-    assert_eq!(records.len(), 1 + 3 * ITEMS);
-    let ids: HashSet<String> = records.iter().map(common::event_id).collect();
-    let received = sink
-        .wait_for(|e| ids.iter().all(|id| e.iter().any(|x| &x.id == id)), WAIT)
-        .await?;
-    assert_eq!(
-        assert_all_arrived_in_order(&records, &received),
-        0,
-        "nothing twice"
-    );
+    every_change_arrives_once_in_order(&table, &stream, &sink, 1 + 3 * ITEMS).await?;
     let shards = probe
         .await_metrics(["awsdynamodbsource_shards_owned"], |[n]| {
             n == f64::from(WIDTH)

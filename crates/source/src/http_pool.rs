@@ -21,7 +21,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::Full;
+use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -71,6 +71,23 @@ pub(crate) enum Exchange<E> {
     /// connection gets it at once; that is no failure of the server.
     NotSent(E),
     Failed(E),
+}
+
+impl<E> Exchange<E> {
+    pub(crate) fn map<F>(self, f: impl FnOnce(E) -> F) -> Exchange<F> {
+        match self {
+            Exchange::NotSent(e) => Exchange::NotSent(f(e)),
+            Exchange::Failed(e) => Exchange::Failed(f(e)),
+        }
+    }
+}
+
+/// An answer read to its end.
+pub(crate) struct Answer {
+    pub status: http::StatusCode,
+    pub headers: http::HeaderMap,
+    /// As much of the body as the caller kept.
+    pub body: Bytes,
 }
 
 impl Pool {
@@ -211,8 +228,53 @@ impl Pool {
         None
     }
 
+    /// Sends `request` on `sender` and reads the answer to its end, keeping
+    /// at most `keep(status)` bytes of its body; then the connection goes
+    /// back to the pool (it is reusable only once its answer is read).
+    pub(crate) async fn send(
+        &self,
+        mut sender: Sender,
+        request: http::Request<Full<Bytes>>,
+        keep: impl FnOnce(http::StatusCode) -> usize,
+    ) -> Result<Answer, Exchange<hyper::Error>> {
+        if let Err(e) = sender.ready().await {
+            return Err(Exchange::NotSent(e));
+        }
+        let response = match sender.send_request(request).await {
+            Ok(response) => response,
+            Err(e) if e.is_canceled() => return Err(Exchange::NotSent(e)),
+            Err(e) => return Err(Exchange::Failed(e)),
+        };
+        let (parts, mut body) = response.into_parts();
+        let keep = keep(parts.status);
+        // The frames themselves, not copies: a body of one frame is kept
+        // as it came.
+        let (mut kept, mut len) = (Vec::<Bytes>::new(), 0);
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(Exchange::Failed)?;
+            if let Ok(data) = frame.into_data()
+                && len < keep
+            {
+                let part = data.slice(..data.len().min(keep - len));
+                len += part.len();
+                kept.push(part);
+            }
+        }
+        self.put_back(sender);
+        let body = match kept.len() {
+            0 => Bytes::new(),
+            1 => kept.swap_remove(0),
+            _ => Bytes::from(kept.concat()),
+        };
+        Ok(Answer {
+            status: parts.status,
+            headers: parts.headers,
+            body,
+        })
+    }
+
     /// Returns a connection whose answer was read completely.
-    pub(crate) fn put_back(&self, sender: Sender) {
+    fn put_back(&self, sender: Sender) {
         if !sender.is_closed() {
             self.idle
                 .lock()

@@ -10,7 +10,7 @@ use awsdynamodbsource_vars as vars;
 use base64::Engine as _;
 use bytes::Bytes;
 use http::header::{AUTHORIZATION, CONTENT_TYPE, HOST, HeaderValue, RETRY_AFTER};
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use url::Url;
 
 use super::{SendError, Sink};
@@ -236,47 +236,26 @@ impl HttpSink {
 
     async fn exchange(
         &self,
-        mut sender: Sender,
+        sender: Sender,
         event: &CloudEvent,
     ) -> Result<(), Exchange<SendError>> {
-        if let Err(e) = sender.ready().await {
-            return Err(Exchange::NotSent(transport(&e)));
-        }
-        let response = match sender.send_request(self.request(event)).await {
-            Ok(response) => response,
-            Err(e) if e.is_canceled() => return Err(Exchange::NotSent(transport(&e))),
-            Err(e) => return Err(Exchange::Failed(transport(&e))),
-        };
-        let status = response.status();
-        let retry_after = response.headers().get(RETRY_AFTER).and_then(retry_after);
-        // The connection is reusable once the answer is read to its end.
-        let mut body = response.into_body();
-        let mut excerpt = Vec::new();
-        while let Some(frame) = body.frame().await {
-            match frame {
-                Ok(frame) => {
-                    if let Some(data) = frame.data_ref()
-                        && !status.is_success()
-                        && excerpt.len() < BODY_EXCERPT
-                    {
-                        excerpt.extend_from_slice(data);
-                    }
-                }
-                Err(e) => return Err(Exchange::Failed(transport(&e))),
-            }
-        }
-        self.pool.put_back(sender);
-        if status.is_success() {
+        let answer = self
+            .pool
+            .send(sender, self.request(event), |status| {
+                if status.is_success() { 0 } else { BODY_EXCERPT }
+            })
+            .await
+            .map_err(|e| e.map(|e| transport(&e)))?;
+        if answer.status.is_success() {
             return Ok(());
         }
-        excerpt.truncate(BODY_EXCERPT);
         Err(Exchange::Failed(SendError::Status {
-            status: status.as_u16(),
-            retry_after,
-            body: String::from_utf8_lossy(&excerpt)
+            status: answer.status.as_u16(),
+            retry_after: answer.headers.get(RETRY_AFTER).and_then(retry_after),
+            body: String::from_utf8_lossy(&answer.body)
                 .trim()
                 .replace(['\n', '\r'], " "),
-            raw: Bytes::from(excerpt),
+            raw: answer.body,
         }))
     }
 }

@@ -25,6 +25,11 @@ use super::signed::{EndpointSeen, SignedGetRecords};
 /// shards need a handful; a busy shard's call returns up to 1,000 records.
 pub const MAX_CALLS_IN_FLIGHT: usize = 64;
 
+/// Connecting to DynamoDB Streams, and one attempt at a call (a GetRecords
+/// answer takes milliseconds, never seconds): the SDK's and `signed`'s.
+pub(super) const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+pub(super) const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(20);
+
 /// The SDK client, with the engine's timeouts, and the bound on calls in
 /// flight. GetRecords goes around the SDK ([`signed`](super::signed)) once
 /// the SDK's first request has shown the endpoint, unless the client has
@@ -59,9 +64,9 @@ impl AwsStreams {
     /// one policy (`AWS_RETRY`).
     pub fn new(config: ConfigBuilder) -> Self {
         let timeouts = TimeoutConfig::builder()
-            .connect_timeout(Duration::from_secs(5))
-            .read_timeout(Duration::from_secs(20))
-            .operation_attempt_timeout(Duration::from_secs(20))
+            .connect_timeout(CONNECT_TIMEOUT)
+            .read_timeout(ATTEMPT_TIMEOUT)
+            .operation_attempt_timeout(ATTEMPT_TIMEOUT)
             .operation_timeout(Duration::from_secs(60))
             .build();
         let endpoint = EndpointSeen::default();

@@ -31,14 +31,14 @@ use aws_smithy_types::error::display::DisplayErrorContext;
 use bytes::Bytes;
 use http::HeaderValue;
 use http::header::{CONTENT_TYPE, HOST, USER_AGENT};
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use tokio::sync::Semaphore;
 
 use super::api::{ApiError, RecordsPage};
-use super::aws::classify_service_error;
+use super::aws::{ATTEMPT_TIMEOUT, CONNECT_TIMEOUT, classify_service_error};
 use super::records_json::records_page;
 use crate::error_chain;
-use crate::http_pool::{Exchange, Pool, Sender};
+use crate::http_pool::{Answer, Exchange, Pool, Sender};
 
 const TARGET: HeaderValue = HeaderValue::from_static("DynamoDBStreams_20120810.GetRecords");
 const JSON_1_0: HeaderValue = HeaderValue::from_static("application/x-amz-json-1.0");
@@ -49,9 +49,6 @@ const RENEW_BEFORE_EXPIRY: Duration = Duration::from_secs(300);
 /// Credentials without an expiry are fetched again after this long.
 const KEEP_WITHOUT_EXPIRY: Duration = Duration::from_secs(900);
 const CREDENTIALS_TIMEOUT: Duration = Duration::from_secs(5);
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// A GetRecords answer takes milliseconds; the SDK path's attempt timeout.
-const CALL_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Notes the scheme and authority of the SDK's requests: the endpoint the
 /// SDK resolved.
@@ -153,7 +150,7 @@ impl SignedGetRecords {
         let headers = self.signed_headers(&credentials, &body)?;
         let _turn = self.calls.acquire().await;
         let answer = tokio::time::timeout(
-            CALL_TIMEOUT,
+            ATTEMPT_TIMEOUT,
             self.pool.exchange(
                 |sender| self.exchange(sender, &headers, &body),
                 |e| ApiError::Transient(format!("cannot reach the endpoint: {e}")),
@@ -162,15 +159,14 @@ impl SignedGetRecords {
         .await
         .unwrap_or_else(|_| {
             Err(ApiError::Transient(format!(
-                "request timed out after {CALL_TIMEOUT:?}"
+                "request timed out after {ATTEMPT_TIMEOUT:?}"
             )))
         })?;
-        let (status, headers, body) = answer;
-        self.note_server_time(&headers);
-        if status.is_success() {
-            return Ok(records_page(&body).ok());
+        self.note_server_time(&answer.headers);
+        if answer.status.is_success() {
+            return Ok(records_page(&answer.body).ok());
         }
-        Err(service_error(status, &headers, &body))
+        Err(service_error(answer.status, &answer.headers, &answer.body))
     }
 
     /// Notes how far the server's clock is from ours.
@@ -280,34 +276,23 @@ impl SignedGetRecords {
     /// Sends the request on `sender` and reads the whole answer.
     async fn exchange(
         &self,
-        mut sender: Sender,
+        sender: Sender,
         headers: &http::HeaderMap,
         body: &Bytes,
-    ) -> Result<(http::StatusCode, http::HeaderMap, Bytes), Exchange<ApiError>> {
+    ) -> Result<Answer, Exchange<ApiError>> {
         // Origin-form (`POST /`), as the SDK sends it.
         let mut request = http::Request::post("/")
             .body(Full::new(body.clone()))
             .unwrap_or_default();
         *request.headers_mut() = headers.clone();
-        let transport = |e: &hyper::Error| {
-            ApiError::Transient(format!("cannot reach the endpoint: {}", error_chain(e)))
-        };
-        if let Err(e) = sender.ready().await {
-            return Err(Exchange::NotSent(transport(&e)));
-        }
-        let response = match sender.send_request(request).await {
-            Ok(response) => response,
-            Err(e) if e.is_canceled() => return Err(Exchange::NotSent(transport(&e))),
-            Err(e) => return Err(Exchange::Failed(transport(&e))),
-        };
-        let (parts, body) = response.into_parts();
-        let body = body
-            .collect()
+        self.pool
+            .send(sender, request, |_| usize::MAX)
             .await
-            .map_err(|e| Exchange::Failed(transport(&e)))?
-            .to_bytes();
-        self.pool.put_back(sender);
-        Ok((parts.status, parts.headers, body))
+            .map_err(|e| {
+                e.map(|e| {
+                    ApiError::Transient(format!("cannot reach the endpoint: {}", error_chain(&e)))
+                })
+            })
     }
 }
 

@@ -1,6 +1,7 @@
 use super::*;
 use crate::event::StreamEvent;
 use awsdynamodbsource_cloudevents::http::header_value;
+use http_body_util::BodyExt;
 
 #[test]
 fn header_values_are_percent_encoded_as_the_binding_says() {
