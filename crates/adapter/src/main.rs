@@ -19,10 +19,11 @@ use awsdynamodb_source::Metrics;
 use awsdynamodb_source::{CheckpointStore, Checkpointer, FileStore, MemoryStore};
 use awsdynamodb_source::{DeadLetter, HttpSink, Sink, SinkLimits, StdoutSink, Url, redact};
 use awsdynamodb_source::{Engine, EngineConfig, preflight};
+use awsdynamodb_source::{LeaseKeeper, LeaseSettings};
 use awsdynamodbsource_api::vars::{CHECKPOINT_STORE, STARTUP_TIMEOUT};
 use awsdynamodbsource_checkpoint_kube::ConfigMapStore;
 use clap::Parser;
-use config::{Args, CheckpointLocation, Settings};
+use config::{Args, CheckpointLocation, Coordination, Settings};
 use prometheus_client::registry::Registry;
 use tokio_util::sync::CancellationToken;
 
@@ -82,6 +83,10 @@ async fn run(s: Settings) -> Result<(), String> {
         data_format = %s.events.data_format,
         filter_patterns = s.filter.as_ref().map(|f| f.len()).unwrap_or(0),
         dead_letter_sink = %s.dead_letter_sink.as_ref().map(redact).unwrap_or_else(|| "none".into()),
+        coordination = %match &s.coordination {
+            Some(Coordination::DynamoDb(table)) => format!("dynamodb:{table}"),
+            None => "none".into(),
+        },
         "starting"
     );
 
@@ -116,13 +121,47 @@ async fn run(s: Settings) -> Result<(), String> {
         }
     }
 
+    let leases = match &s.coordination {
+        Some(Coordination::DynamoDb(table)) => {
+            let lease_store = tokio::time::timeout(s.startup_timeout, aws::lease_store(&s, table))
+                .await
+                .map_err(|_| {
+                    format!(
+                        "cannot reach the lease table {table} within {STARTUP_TIMEOUT} ({:?})",
+                        s.startup_timeout
+                    )
+                })??;
+            // Read once: where shards without a lease yet begin.
+            let carried = store.load().await.map_err(|e| e.to_string())?;
+            let settings = LeaseSettings {
+                replica: replica_name(),
+                lease_time: s.lease_duration,
+            };
+            tracing::info!(table = %table, replica = %settings.replica, lease_duration = ?s.lease_duration, "sharing the stream through shard leases");
+            Some(LeaseKeeper::new(
+                lease_store,
+                settings,
+                carried,
+                metrics.clone(),
+            ))
+        }
+        None => None,
+    };
+    // With leases, the carried store is let go (a file store's lock with it).
+    let store: Arc<dyn CheckpointStore> = match &leases {
+        Some(keeper) => {
+            drop(store);
+            keeper.clone()
+        }
+        None => store,
+    };
     let checkpoints = Checkpointer::open(store, metrics.clone(), health.clone())
         .await
         .map_err(|e| e.to_string())?;
     tracing::info!(store = %checkpoints.location(), "checkpoints loaded");
 
     let (sink, dead_letter) = sinks(&s)?;
-    let engine = Engine::new(
+    let mut engine = Engine::new(
         engine_config(&s, dead_letter),
         api,
         sink,
@@ -130,12 +169,27 @@ async fn run(s: Settings) -> Result<(), String> {
         health,
         metrics,
     );
+    if let Some(keeper) = leases {
+        engine = engine.with_leases(keeper);
+    }
 
     let shutdown = CancellationToken::new();
     tokio::spawn(on_signal(shutdown.clone()));
     engine.run(shutdown).await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// This replica's name in the leases: the host (the pod's name in
+/// Kubernetes) and a random suffix, so a restarted process is a new replica.
+fn replica_name() -> String {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "adapter".into());
+    format!("{host}-{:06x}", fastrand::u32(..0x0100_0000))
 }
 
 /// Where checkpoints are kept.

@@ -14,7 +14,6 @@
 
 mod common;
 
-use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -142,16 +141,7 @@ async fn kill_three_times_while_writing(sink: &impl Sink) -> anyhow::Result<()> 
     let stream = table.latest_stream_arn().await?.unwrap();
     let records = table.read_all_records(&stream).await?;
     assert_eq!(records.len(), CHANGES);
-    let ids: HashSet<String> = records.iter().map(common::event_id).collect();
-    let received = sink
-        .wait_for(
-            |events| {
-                let got: HashSet<&str> = events.iter().map(|e| e.id.as_str()).collect();
-                ids.iter().all(|id| got.contains(id.as_str()))
-            },
-            WAIT,
-        )
-        .await?;
+    let received = sink.wait_for(common::has_every(&records), WAIT).await?;
     let duplicates = assert_all_arrived_in_order(&records, &received);
 
     let mut report = Vec::new();

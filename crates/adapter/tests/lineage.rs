@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::collections::HashSet;
 
 use awsdynamodb_testkit::{
     AdapterProcess, AttributeValue, DynamoDbLocal, Fault, FaultProxy, KeyShape, Op, RecordingSink,
@@ -35,10 +34,7 @@ async fn every_change_arrives_once_in_order(
 ) -> anyhow::Result<()> {
     let records = table.read_all_records(stream).await?;
     assert_eq!(records.len(), expected);
-    let ids: HashSet<String> = records.iter().map(common::event_id).collect();
-    let received = sink
-        .wait_for(|e| ids.iter().all(|id| e.iter().any(|x| &x.id == id)), WAIT)
-        .await?;
+    let received = sink.wait_for(common::has_every(&records), WAIT).await?;
     assert_eq!(
         assert_all_arrived_in_order(&records, &received),
         0,

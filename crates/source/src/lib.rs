@@ -66,7 +66,10 @@ pub use checkpoint::{
 };
 pub use record::SequenceNumber;
 // how DynamoDB Streams is reached,
-pub use lease::{DynamoDbLeaseStore, Lease, LeaseError, LeaseStore, Liveness, Plan, plan};
+pub use lease::{
+    DynamoDbLeaseStore, Lease, LeaseError, LeaseKeeper, LeaseSettings, LeaseStore, Liveness, Plan,
+    plan,
+};
 pub use stream::aws::AwsStreams;
 // and what reports on it all.
 pub use health::Health;

@@ -85,6 +85,11 @@ pub struct Metrics {
     pub checkpoint_writes: Counter,
     pub checkpoint_errors: Counter,
     pub aws_errors: Family<AwsErrorLabels, Counter>,
+    pub leases_held: Gauge,
+    pub leases_taken: Counter,
+    pub leases_taken_over: Counter,
+    pub leases_released: Counter,
+    pub lease_renewal_failures: Counter,
     /// What readers and deliveries report; read by the collector and by
     /// `/health`.
     pub progress: Arc<Progress>,
@@ -164,6 +169,31 @@ impl Metrics {
             "aws_errors",
             "Failed DynamoDB Streams calls, by operation and error class",
             m.aws_errors.clone(),
+        );
+        r.register(
+            "leases_held",
+            "Shard leases this replica holds (COORDINATION)",
+            m.leases_held.clone(),
+        );
+        r.register(
+            "leases_taken",
+            "Shard leases taken, free or from a replica gone",
+            m.leases_taken.clone(),
+        );
+        r.register(
+            "leases_taken_over",
+            "Shard leases taken from a replica whose heartbeat stopped",
+            m.leases_taken_over.clone(),
+        );
+        r.register(
+            "leases_released",
+            "Shard leases given up: handed over, finished, or at shutdown",
+            m.leases_released.clone(),
+        );
+        r.register(
+            "lease_renewal_failures",
+            "Failed renewals of this replica's lease heartbeat",
+            m.lease_renewal_failures.clone(),
         );
         r.register_collector(Box::new(ProgressCollector(m.progress.clone())));
         m

@@ -103,7 +103,7 @@ async fn a_replica_that_lost_its_lease_cannot_write() {
     });
     assert_eq!(store.renew(&a, None).await, changed);
     assert_eq!(store.renew(&a, Some(&after(11))).await, changed);
-    assert_eq!(store.release(&a, &after(12)).await, changed);
+    assert_eq!(store.release(&a, Some(&after(12))).await, changed);
     let now = store.list(STREAM).await.unwrap().remove(0);
     assert_eq!(now, b, "B's lease and position stand");
 }
@@ -131,7 +131,7 @@ async fn a_wanted_lease_is_handed_over_at_its_checkpoint() {
         "the holder sees the request"
     );
 
-    let released = store.release(&b, &after(31)).await.unwrap();
+    let released = store.release(&b, Some(&after(31))).await.unwrap();
     assert_eq!(released.owner, None);
     let a = store.take(&released, "a").await.unwrap();
     assert_eq!(a.owner.as_deref(), Some("a"));

@@ -254,6 +254,16 @@ impl AdapterProcess {
         self.signal(libc::SIGKILL)
     }
 
+    /// SIGSTOP: the process is frozen, its clocks run on.
+    pub fn freeze(&self) -> Result<()> {
+        self.signal(libc::SIGSTOP)
+    }
+
+    /// SIGCONT after [`freeze`](Self::freeze).
+    pub fn thaw(&self) -> Result<()> {
+        self.signal(libc::SIGCONT)
+    }
+
     /// SIGTERM (graceful shutdown).
     pub fn terminate(&self) -> Result<()> {
         self.signal(libc::SIGTERM)

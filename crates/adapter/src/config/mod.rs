@@ -17,7 +17,7 @@ use awsdynamodbsource_api::vars::*;
 use clap::Parser;
 use parse::*;
 pub use parse::{error_line, requested_log_format};
-pub use settings::{CheckpointLocation, LogFormat, Settings};
+pub use settings::{CheckpointLocation, Coordination, LogFormat, Settings};
 
 const AFTER_HELP: &str = "\
 AWS credentials come from the standard sources, in this order: AWS_ACCESS_KEY_ID,
@@ -136,6 +136,34 @@ pub struct Args {
         value_parser = blank_or(checkpoint_store),
     )]
     checkpoint_store: Option<OrBlank<CheckpointLocation>>,
+
+    /// Share the stream with other replicas through shard leases: dynamodb:<table> (the
+    /// table is created when missing, if allowed). Each shard's checkpoint then lives in its
+    /// lease, and CHECKPOINT_STORE is only read, once at startup, for where shards that have
+    /// no lease yet begin (so a source moving to leases resumes where it was). Default: no
+    /// leases; this process reads every shard, and a second one on the same checkpoints is
+    /// refused.
+    #[arg(
+        long,
+        hide_env_values = true,
+        env = COORDINATION,
+        value_name = "STORE",
+        value_parser = blank_or(coordination),
+    )]
+    coordination: Option<OrBlank<Coordination>>,
+
+    /// With COORDINATION: how long the leases of a replica that stopped renewing them last
+    /// (it renews every third of this). A crashed replica's shards are taken over after
+    /// about this long; a replica that cannot renew stops delivering after it. At least 2s.
+    #[arg(
+        long,
+        hide_env_values = true,
+        env = LEASE_DURATION,
+        default_value = "10s",
+        value_name = "DURATION",
+        value_parser = lease_duration,
+    )]
+    lease_duration: Duration,
 
     /// Where default checkpoint folders live. Default: $XDG_STATE_HOME/awsdynamodbsource,
     /// else ~/.local/state/awsdynamodbsource.

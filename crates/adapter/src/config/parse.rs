@@ -10,12 +10,12 @@ use awsdynamodb_source::{CeOverrides, DataFormat, Extensions, SubjectMode};
 use awsdynamodb_source::{ContentMode, Url, parse_sink_url_of};
 use awsdynamodb_source::{StartingPosition, TableArn};
 use awsdynamodbsource_api::vars::{
-    AWS_ASSUME_ROLE_ARN, CE_MODE, CHECKPOINT_STORE, DATASCHEMA_BASE, FILTER, LOG_FORMAT, LOG_LEVEL,
-    MAX_ATTEMPTS,
+    AWS_ASSUME_ROLE_ARN, CE_MODE, CHECKPOINT_STORE, COORDINATION, DATASCHEMA_BASE, FILTER,
+    LEASE_DURATION, LOG_FORMAT, LOG_LEVEL, MAX_ATTEMPTS,
 };
 use clap::error::ErrorKind;
 
-use super::{CheckpointLocation, LogFormat};
+use super::{CheckpointLocation, Coordination, LogFormat};
 
 /// A value parser clap can use.
 pub trait Parse<T>: Fn(&str) -> Result<T, String> + Clone + Send + Sync + 'static {}
@@ -177,6 +177,30 @@ pub fn checkpoint_store(s: &str) -> Result<CheckpointLocation, String> {
         _ => Err(format!(
             "{CHECKPOINT_STORE} {s:?} is not file:<directory>, memory: or kubernetes:<configmap>"
         )),
+    }
+}
+
+pub fn coordination(s: &str) -> Result<Coordination, String> {
+    let s = s.trim();
+    match s.strip_prefix("dynamodb:") {
+        Some(table) if is_table_name(table) => Ok(Coordination::DynamoDb(table.to_owned())),
+        _ => Err(format!(
+            "{COORDINATION} {s:?} is not dynamodb:<table> (a DynamoDB table name: 3 to 255 letters, digits, '_', '-' or '.')"
+        )),
+    }
+}
+
+fn is_table_name(name: &str) -> bool {
+    (3..=255).contains(&name.len())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+}
+
+pub fn lease_duration(s: &str) -> Result<Duration, String> {
+    match parse_duration(LEASE_DURATION, s)? {
+        d if d < Duration::from_secs(2) => Err(format!("{LEASE_DURATION} must be at least 2s")),
+        d => Ok(d),
     }
 }
 

@@ -25,6 +25,13 @@ pub enum CheckpointLocation {
     Kubernetes(String),
 }
 
+/// How replicas share the stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Coordination {
+    /// Shard leases in this DynamoDB table.
+    DynamoDb(String),
+}
+
 /// Settings, checked. Holds no secret (credentials stay with the AWS SDK).
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -38,6 +45,8 @@ pub struct Settings {
     pub name: Option<String>,
     pub starting_position: StartingPosition,
     pub checkpoints: CheckpointLocation,
+    pub coordination: Option<Coordination>,
+    pub lease_duration: Duration,
     pub max_in_flight: usize,
     pub poll_interval: Duration,
     pub idle_poll_interval: Duration,
@@ -92,6 +101,8 @@ impl Args {
             name,
             starting_position: self.starting_position,
             checkpoints,
+            coordination: self.coordination.flatten(),
+            lease_duration: self.lease_duration,
             max_in_flight: self.max_in_flight,
             poll_interval: self.poll_interval,
             idle_poll_interval: self.idle_poll_interval,

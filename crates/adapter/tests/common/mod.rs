@@ -4,7 +4,7 @@
 
 #![allow(dead_code)]
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::time::Duration;
 
@@ -127,6 +127,15 @@ pub fn event_item(e: &ReceivedEvent) -> String {
         .collect();
     parts.sort();
     parts.join(",")
+}
+
+/// A condition for `wait_for`: every one of `records` has arrived (by event id).
+pub fn has_every(records: &[Record]) -> impl Fn(&[ReceivedEvent]) -> bool + use<> {
+    let ids: HashSet<String> = records.iter().map(event_id).collect();
+    move |events| {
+        let got: HashSet<&str> = events.iter().map(|e| e.id.as_str()).collect();
+        ids.iter().all(|id| got.contains(id.as_str()))
+    }
 }
 
 /// Every record arrived, and for each item the first arrival of each of its

@@ -127,6 +127,22 @@ impl Checkpointer {
         }
     }
 
+    /// Sets a shard's position as a lease holds it (none: nothing saved
+    /// yet, so the shard is read from its start).
+    pub fn reset(&self, stream: &str, shard: &str, position: Option<ShardPosition>) {
+        match position {
+            Some(position) => self.set(stream, shard, position),
+            None => {
+                let mut state = self.state();
+                if let Some(s) = state.checkpoints.streams.get_mut(stream)
+                    && s.shards.remove(shard).is_some()
+                {
+                    state.version += 1;
+                }
+            }
+        }
+    }
+
     /// A reader's finalizer moved over `events` more events, up to and
     /// including `sequence`: the shard's position in memory, saved by the
     /// next flush (at once when many events are unsaved).

@@ -28,6 +28,7 @@ use stream_run::StreamRun;
 use crate::checkpoint::Checkpointer;
 use crate::event::EventBuilder;
 use crate::health::Health;
+use crate::lease::LeaseKeeper;
 use crate::metrics::Metrics;
 use crate::shard::ReaderContext;
 use crate::sink::Sink;
@@ -39,6 +40,8 @@ pub struct Engine {
     ctx: Arc<ReaderContext>,
     events: EventBuilder,
     describe_pacer: stream::DescribePacer,
+    /// With COORDINATION: which shards this replica reads.
+    leases: Option<Arc<LeaseKeeper>>,
 }
 
 /// How reading one stream ended.
@@ -73,13 +76,26 @@ impl Engine {
             metrics,
             config: config.clone(),
             fast_pollers: Default::default(),
+            lease_deadline: None,
         });
         Engine {
             config,
             ctx,
             events,
             describe_pacer: Default::default(),
+            leases: None,
         }
+    }
+
+    /// Shares the stream with other replicas through `keeper`'s leases: it
+    /// must also be the checkpoints' store (the positions live in the
+    /// leases).
+    pub fn with_leases(mut self, keeper: Arc<LeaseKeeper>) -> Self {
+        Arc::get_mut(&mut self.ctx)
+            .expect("the readers share the context only once the engine runs")
+            .lease_deadline = Some(keeper.deadline());
+        self.leases = Some(keeper);
+        self
     }
 
     /// Runs until `shutdown` fires, then lets deliveries in flight finish

@@ -2,12 +2,20 @@
 //! order, children started as soon as their parent is done and saved, the
 //! shard list refreshed, readers stopped at shutdown.
 //!
+//! With leases (COORDINATION), the lease keeper decides which shards this
+//! replica reads: every shard this run knows is offered to it as a lease,
+//! and its orders start and stop readers; a reader that ends releases its
+//! lease after its position is saved.
+//!
 //! Owns which shards run now and where each starts. It never reads records
-//! or sends events (`shard` does).
+//! or sends events (`shard` does), and never writes a lease (the keeper
+//! does).
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -15,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 use super::{Engine, StartingPosition, StreamEnd};
 use crate::checkpoint::ShardPosition;
 use crate::event::EventBuilder;
+use crate::lease::{Lease, LeaseKeeper, Order};
 use crate::shard::{ReaderContext, ShardEnd, ShardReader, ShardStart};
 use crate::stream::{
     self, ApiError, IteratorPosition, ShardState, ShardTree, StreamDescription, StreamStatus,
@@ -38,6 +47,36 @@ pub(super) struct StreamRun<'a> {
     describe_failures: u32,
     /// When the whole shard list is read again.
     next_refresh: Instant,
+    /// Each reader's own stop and give-up tokens (children of the run's).
+    tokens: HashMap<String, (CancellationToken, CancellationToken)>,
+    /// With COORDINATION.
+    leased: Option<Leased>,
+}
+
+/// A run's side of the lease keeper.
+struct Leased {
+    keeper: Arc<LeaseKeeper>,
+    /// Taken by `run`.
+    orders: Option<mpsc::UnboundedReceiver<Order>>,
+    /// Ends the keeper's rounds.
+    stop_keeping: CancellationToken,
+    /// Shards whose lease was lost: their reader ends without saving or
+    /// releasing anything.
+    lost: HashSet<String>,
+    /// Starts ordered while the shard's previous reader was still ending.
+    queued: HashMap<String, Option<ShardPosition>>,
+    /// Releases under way (awaited before the keeper ends).
+    releasing: JoinSet<()>,
+}
+
+impl Leased {
+    /// Releases a shard's lease with its position, without holding up the
+    /// other shards.
+    fn release(&mut self, shard: String, position: Option<ShardPosition>) {
+        let keeper = self.keeper.clone();
+        self.releasing
+            .spawn(async move { keeper.release(&shard, position.as_ref()).await });
+    }
 }
 
 /// Pauses between looks for the children of a finished shard that had none
@@ -95,7 +134,22 @@ impl<'a> StreamRun<'a> {
             status: description.status.clone(),
             describe_failures: 0,
             next_refresh: Instant::now() + engine.config.shard_list_interval,
+            tokens: HashMap::new(),
+            leased: None,
         };
+        if let Some(keeper) = &engine.leases {
+            let orders = keeper.begin(arn).await;
+            let stop_keeping = CancellationToken::new();
+            tokio::spawn(keeper.clone().keep(stop_keeping.clone()));
+            run.leased = Some(Leased {
+                keeper: keeper.clone(),
+                orders: Some(orders),
+                stop_keeping,
+                lost: HashSet::new(),
+                queued: HashMap::new(),
+                releasing: JoinSet::new(),
+            });
+        }
         run.tree.merge(&description.shards, true);
         run.forget_trimmed_shards();
         let known = ctx.checkpoints.snapshot();
@@ -111,13 +165,25 @@ impl<'a> StreamRun<'a> {
         if first_start && !stream_known {
             run.apply_starting_position();
         }
-        if !ctx.checkpoints.flush_durably(shutdown).await {
-            return StreamEnd::Stopped;
+        let end = if ctx.checkpoints.flush_durably(shutdown).await {
+            ctx.health.set_stream_problem(None);
+            run.start_readable();
+            ctx.health.set_started();
+            run.run(shutdown).await
+        } else {
+            StreamEnd::Stopped
+        };
+        if let Some(leased) = &mut run.leased {
+            // Every reader has ended: their positions are final, and go to
+            // the next holders with the leases.
+            leased.stop_keeping.cancel();
+            while leased.releasing.join_next().await.is_some() {}
+            if let Err(e) = ctx.checkpoints.flush().await {
+                tracing::error!(error = %e, "cannot save checkpoints before releasing the leases");
+            }
+            leased.keeper.end(&ctx.checkpoints.snapshot()).await;
         }
-        ctx.health.set_stream_problem(None);
-        run.start_readable();
-        ctx.health.set_started();
-        run.run(shutdown).await
+        end
     }
 }
 
@@ -173,8 +239,22 @@ impl StreamRun<'_> {
     }
 
     /// Starts a reader on every shard that may be read now; one log line
-    /// says how many (a stream may have thousands).
+    /// says how many (a stream may have thousands). With leases, offers
+    /// every known shard to the keeper instead, as the lease to create
+    /// when it has none: it starts where the checkpoints (carried over, or
+    /// STARTING_POSITION) say.
     fn start_readable(&mut self) {
+        if let Some(leased) = &self.leased {
+            let checkpoints = &self.engine.ctx.checkpoints;
+            leased.keeper.know(self.tree.ids().map(|id| {
+                let parents = self.tree.info(id).and_then(|i| i.parent.clone());
+                Lease {
+                    checkpoint: checkpoints.position(self.arn, id),
+                    ..Lease::new(self.arn, id, parents.into_iter().collect())
+                }
+            }));
+            return;
+        }
         let mut started: Vec<String> = Vec::new();
         loop {
             let mut finished_some = false;
@@ -203,20 +283,7 @@ impl StreamRun<'_> {
                         skip_before_ms: None,
                     },
                 };
-                self.tree.set_state(&id, ShardState::Reading);
-                let reader = ShardReader::new(
-                    self.engine.ctx.clone(),
-                    self.arn,
-                    &id,
-                    start,
-                    self.events.clone(),
-                );
-                let (stop, give_up) = (self.stop.clone(), self.give_up.clone());
-                let shard = id.clone();
-                let handle = self
-                    .readers
-                    .spawn(async move { (shard, reader.run(stop, give_up).await) });
-                self.reader_ids.insert(handle.id(), id.clone());
+                self.spawn_reader(&id, start);
                 started.push(id);
             }
             if !finished_some {
@@ -231,6 +298,99 @@ impl StreamRun<'_> {
                 shards = %some_of(&started),
                 "reading shards"
             );
+        }
+    }
+
+    fn spawn_reader(&mut self, id: &str, start: ShardStart) {
+        self.tree.set_state(id, ShardState::Reading);
+        let reader = ShardReader::new(
+            self.engine.ctx.clone(),
+            self.arn,
+            id,
+            start,
+            self.events.clone(),
+        );
+        let (stop, give_up) = (self.stop.child_token(), self.give_up.child_token());
+        self.tokens
+            .insert(id.to_owned(), (stop.clone(), give_up.clone()));
+        let shard = id.to_owned();
+        let handle = self
+            .readers
+            .spawn(async move { (shard, reader.run(stop, give_up).await) });
+        self.reader_ids.insert(handle.id(), id.to_owned());
+    }
+
+    /// Carries out the lease keeper's order.
+    async fn obey(&mut self, order: Order) {
+        let Some(leased) = &mut self.leased else {
+            return;
+        };
+        match order {
+            Order::Start { shard, checkpoint } => {
+                if self.tokens.contains_key(&shard) {
+                    leased.queued.insert(shard, checkpoint);
+                } else {
+                    self.start_leased(shard, checkpoint);
+                }
+            }
+            Order::Stop { shard, lost } => {
+                leased.queued.remove(&shard);
+                match self.tokens.get(&shard) {
+                    Some((stop, give_up)) => {
+                        stop.cancel();
+                        if lost {
+                            // Another replica may be sending these now.
+                            give_up.cancel();
+                            leased.lost.insert(shard);
+                        }
+                    }
+                    None if !lost => {
+                        let position = self.engine.ctx.checkpoints.position(self.arn, &shard);
+                        leased.release(shard, position);
+                    }
+                    None => {}
+                }
+            }
+        }
+    }
+
+    /// Starts reading a shard whose lease was just taken, from the lease's
+    /// checkpoint.
+    fn start_leased(&mut self, shard: String, checkpoint: Option<ShardPosition>) {
+        let start = match &checkpoint {
+            Some(ShardPosition::After(seq)) => ShardStart {
+                position: IteratorPosition::AfterSequence(seq.clone()),
+                skip_before_ms: None,
+            },
+            Some(ShardPosition::Since(ms)) => ShardStart {
+                position: IteratorPosition::TrimHorizon,
+                skip_before_ms: Some(*ms),
+            },
+            None => ShardStart {
+                position: IteratorPosition::TrimHorizon,
+                skip_before_ms: None,
+            },
+            // Never taken: a finished lease is not readable.
+            Some(ShardPosition::Finished) => return,
+        };
+        self.ctx()
+            .checkpoints
+            .reset(self.arn, &shard, checkpoint.clone());
+        self.spawn_reader(&shard, start);
+    }
+
+    /// A start ordered while the shard's previous reader was ending.
+    fn start_queued(&mut self, id: &str) {
+        if let Some(checkpoint) = self.leased.as_mut().and_then(|l| l.queued.remove(id)) {
+            self.start_leased(id.to_owned(), checkpoint);
+        }
+    }
+
+    /// Every shard is read to its end (by any replica, with leases).
+    fn all_finished(&self) -> bool {
+        match &self.leased {
+            Some(leased) => leased.keeper.all_finished(),
+            None => self.tree.all_finished(),
         }
     }
 
@@ -275,23 +435,33 @@ impl StreamRun<'_> {
         }
     }
 
-    async fn run(mut self, shutdown: &CancellationToken) -> StreamEnd {
+    async fn run(&mut self, shutdown: &CancellationToken) -> StreamEnd {
         let mut orphans = Orphans::default();
         let mut vanished: Option<String> = None;
+        let mut orders = self.leased.as_mut().and_then(|l| l.orders.take());
         loop {
             if self.readers.is_empty() {
                 if let Some(why) = vanished.take() {
                     return StreamEnd::Vanished(why);
                 }
-                if self.status == StreamStatus::Disabled && self.tree.all_finished() {
+                if self.status == StreamStatus::Disabled && self.all_finished() {
                     return StreamEnd::Drained;
                 }
             }
             tokio::select! {
                 _ = shutdown.cancelled() => {
+                    if let Some(leased) = &self.leased {
+                        leased.keeper.close();
+                    }
                     self.shut_down().await;
                     return StreamEnd::Stopped;
                 }
+                Some(order) = async {
+                    match orders.as_mut() {
+                        Some(orders) => orders.recv().await,
+                        None => std::future::pending().await,
+                    }
+                } => self.obey(order).await,
                 Some(joined) = self.readers.join_next_with_id() => {
                     let (id, end) = match joined {
                         Ok((task, (id, end))) => {
@@ -333,6 +503,29 @@ impl StreamRun<'_> {
         shutdown: &CancellationToken,
         orphans: &mut Orphans,
     ) -> Option<String> {
+        self.tokens.remove(&id);
+        if let Some(leased) = &mut self.leased {
+            if leased.lost.remove(&id) {
+                self.tree.set_state(&id, ShardState::Waiting);
+                self.start_queued(&id);
+                return None;
+            }
+            // The position goes into the lease with its release, one
+            // conditional write: whoever takes it next (this replica, unless
+            // it was handed over) starts exactly after.
+            let position = self.engine.ctx.checkpoints.position(self.arn, &id);
+            leased.release(id.clone(), position);
+            if !matches!(end, ShardEnd::Finished) {
+                self.tree.set_state(&id, ShardState::Waiting);
+                if let ShardEnd::Vanished(why) = &end {
+                    tracing::warn!(shard = %id, %why, "shard vanished");
+                }
+                self.start_queued(&id);
+                return None;
+            }
+            self.tree.set_state(&id, ShardState::Finished);
+            return self.after_finished(id, orphans).await;
+        }
         match end {
             ShardEnd::Finished => {
                 // The parent's end must be saved before a child starts, or a
@@ -342,16 +535,7 @@ impl StreamRun<'_> {
                     return None;
                 }
                 self.tree.set_state(&id, ShardState::Finished);
-                if self.adopt_children(&id).await {
-                    return None;
-                }
-                // No child listed yet: the full list also tells whether the
-                // stream was disabled.
-                let vanished = self.refresh().await.err();
-                if !self.tree.has_children(&id) && self.status != StreamStatus::Disabled {
-                    orphans.add(id);
-                }
-                vanished
+                self.after_finished(id, orphans).await
             }
             ShardEnd::Stopped | ShardEnd::Vanished(_) => {
                 // Restarted from its checkpoint by a refresh soon, if the
@@ -367,6 +551,22 @@ impl StreamRun<'_> {
                 None
             }
         }
+    }
+
+    /// A finished shard's children are started (with leases: offered to the
+    /// keeper), or looked for again soon. Returns why the stream vanished,
+    /// if the refresh found that.
+    async fn after_finished(&mut self, id: String, orphans: &mut Orphans) -> Option<String> {
+        if self.adopt_children(&id).await {
+            return None;
+        }
+        // No child listed yet: the full list also tells whether the stream
+        // was disabled.
+        let vanished = self.refresh().await.err();
+        if !self.tree.has_children(&id) && self.status != StreamStatus::Disabled {
+            orphans.add(id);
+        }
+        vanished
     }
 
     /// Looks again for the children of finished shards that had none, a few

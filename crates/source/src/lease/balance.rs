@@ -59,6 +59,13 @@ impl Liveness {
         }
     }
 
+    /// When the lease's holder is gone unless it renews it before.
+    pub fn expires(&self, lease: &Lease, period: Duration) -> Option<Instant> {
+        self.seen
+            .get(&lease.shard)
+            .map(|(_, since)| *since + period)
+    }
+
     /// Whether the lease's holder has renewed it within `period`.
     pub fn alive(&self, lease: &Lease, period: Duration, now: Instant) -> bool {
         lease.owner.is_some()

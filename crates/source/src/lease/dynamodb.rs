@@ -290,16 +290,21 @@ impl LeaseStore for DynamoDbLeaseStore {
         .await
     }
 
-    async fn release(&self, held: &Lease, checkpoint: &ShardPosition) -> Result<Lease, LeaseError> {
+    async fn release(
+        &self,
+        held: &Lease,
+        checkpoint: Option<&ShardPosition>,
+    ) -> Result<Lease, LeaseError> {
         let mut values = held_values(held)?;
-        values.push((":checkpoint", position_value(checkpoint)));
-        self.update(
-            held,
-            "SET #counter = #counter + :one, checkpoint = :checkpoint REMOVE #owner, wanted_by",
-            "#owner = :me AND #counter = :held",
-            values,
-        )
-        .await
+        let update = match checkpoint {
+            Some(position) => {
+                values.push((":checkpoint", position_value(position)));
+                "SET #counter = #counter + :one, checkpoint = :checkpoint REMOVE #owner, wanted_by"
+            }
+            None => "SET #counter = #counter + :one REMOVE #owner, wanted_by",
+        };
+        self.update(held, update, "#owner = :me AND #counter = :held", values)
+            .await
     }
 
     fn location(&self) -> String {

@@ -13,15 +13,21 @@
 //!
 //! - `balance`: who should hold what, from the leases as one replica sees
 //!   them;
-//! - `dynamodb`: leases in a DynamoDB table, one item per shard (to be
-//!   `COORDINATION=dynamodb:<table>`).
+//! - `dynamodb`: leases in a DynamoDB table, one item per shard
+//!   (`COORDINATION=dynamodb:<table>`);
+//! - `keeper`: this replica's heartbeat, takes and hand-overs, and the
+//!   checkpoints written into its leases; it tells the engine which shards
+//!   to read.
 
 mod balance;
 mod dynamodb;
+mod keeper;
 
 use async_trait::async_trait;
 pub use balance::{Liveness, Plan, plan};
 pub use dynamodb::DynamoDbLeaseStore;
+pub(crate) use keeper::Order;
+pub use keeper::{LeaseDeadline, LeaseKeeper, LeaseSettings};
 
 use crate::checkpoint::ShardPosition;
 
@@ -96,9 +102,13 @@ pub trait LeaseStore: Send + Sync + 'static {
     /// is left alone, so the holder's next renewal still works and sees it).
     async fn want(&self, seen: &Lease, owner: &str) -> Result<Lease, LeaseError>;
 
-    /// Gives a held lease up with its final checkpoint: free for the next
-    /// taker, who starts exactly after it.
-    async fn release(&self, held: &Lease, checkpoint: &ShardPosition) -> Result<Lease, LeaseError>;
+    /// Gives a held lease up with its final checkpoint (none: the saved one
+    /// stays): free for the next taker, who starts exactly after it.
+    async fn release(
+        &self,
+        held: &Lease,
+        checkpoint: Option<&ShardPosition>,
+    ) -> Result<Lease, LeaseError>;
 
     /// Where, for logs (`dynamodb:<table>`).
     fn location(&self) -> String;

@@ -25,11 +25,12 @@ use crate::checkpoint::{Checkpointer, ShardPosition};
 use crate::engine::config::EngineConfig;
 use crate::event::EventBuilder;
 use crate::health::Health;
+use crate::lease::LeaseDeadline;
 use crate::metrics::{Metrics, ReasonLabel};
 use crate::prepare::{Prepared, Preparer};
 use crate::progress::ShardProgress;
 use crate::record::{RecordError, SequenceNumber};
-use crate::sink::{Delivery, Sink, deliver};
+use crate::sink::{Delivery, GiveUp, Sink, deliver};
 use crate::stream::{IteratorPosition, StreamsApi};
 use fetch::{Cursor, Fetched, next_page};
 use pace::Pace;
@@ -46,6 +47,8 @@ pub struct ReaderContext {
     pub config: Arc<EngineConfig>,
     /// The readers polled fast after records, counted for their total bound.
     pub fast_pollers: Arc<FastPollers>,
+    /// With leases: no delivery starts past it.
+    pub lease_deadline: Option<Arc<LeaseDeadline>>,
 }
 
 /// Where a reader begins.
@@ -211,6 +214,10 @@ impl ShardReader {
     /// retries and dead letters) on its own future.
     fn delivery_window(&self, give_up: CancellationToken) -> DeliveryWindow<Deliver> {
         let ctx = self.ctx.clone();
+        let give_up = GiveUp {
+            token: give_up,
+            deadline: ctx.lease_deadline.clone(),
+        };
         let deliver_one: Deliver = Box::new(move |p: Pending| {
             let ctx = ctx.clone();
             let give_up = give_up.clone();

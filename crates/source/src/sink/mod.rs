@@ -20,7 +20,7 @@ pub use dead_letter::DeadLetter;
 pub use http::{
     ContentMode, HttpSink, SinkLimits, SinkUrlError, parse_sink_url, parse_sink_url_of, redact,
 };
-pub use retry::{Delivery, RetryPolicy, deliver};
+pub use retry::{Delivery, GiveUp, RetryPolicy, deliver};
 pub use stdout::StdoutSink;
 pub use url::Url;
 

@@ -1,8 +1,9 @@
 //! Delivering one event: attempts until the sink takes it, refuses it for
 //! good, attempts or the record's age run out, or the caller gives up
-//! (shutdown). What cannot be delivered goes to the dead-letter sink when
+//! (shutdown, a lease lost). What cannot be delivered goes to the dead-letter sink when
 //! there is one.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use awsdynamodbsource_cloudevents::backoff::{Backoff, Pauses};
@@ -11,7 +12,34 @@ use tokio_util::sync::CancellationToken;
 
 use super::{DeadLetter, SendError, Sink};
 use crate::event::StreamEvent;
+use crate::lease::LeaseDeadline;
 use crate::metrics::{ClassLabel, Metrics, ReasonLabel};
+
+/// When deliveries end unsent (abandoned: not done, so sent again by
+/// whoever reads the shard next): the token fires (shutdown past its
+/// timeout, a lease lost), or the replica's lease deadline passed. The
+/// deadline is read right before every send, so a replica that was frozen
+/// past it sends nothing when it wakes, even before any task notices.
+#[derive(Debug, Clone, Default)]
+pub struct GiveUp {
+    pub token: CancellationToken,
+    pub deadline: Option<Arc<LeaseDeadline>>,
+}
+
+impl GiveUp {
+    fn now(&self) -> bool {
+        self.token.is_cancelled() || self.deadline.as_ref().is_some_and(|d| d.passed())
+    }
+}
+
+impl From<CancellationToken> for GiveUp {
+    fn from(token: CancellationToken) -> Self {
+        GiveUp {
+            token,
+            deadline: None,
+        }
+    }
+}
 
 /// Capped exponential backoff with jitter between attempts; a sink's
 /// `Retry-After` replaces the computed pause (up to `max_retry_after`).
@@ -110,7 +138,7 @@ pub async fn deliver(
     event: &StreamEvent,
     policy: &RetryPolicy,
     metrics: &Metrics,
-    give_up: &CancellationToken,
+    give_up: &GiveUp,
 ) -> Delivery {
     let mut backoff = policy.backoff();
     let mut attempt: u32 = 0;
@@ -130,9 +158,12 @@ pub async fn deliver(
         // future is allocated for every event, and glibc's malloc takes a
         // slower path past 1 KiB.
         let pause = {
+            if give_up.now() {
+                return Delivery::Abandoned;
+            }
             let result = tokio::select! {
                 biased;
-                _ = give_up.cancelled() => return Delivery::Abandoned,
+                _ = give_up.token.cancelled() => return Delivery::Abandoned,
                 r = sink.send(event) => r,
             };
             match result {
@@ -149,7 +180,7 @@ pub async fn deliver(
             }
         };
         tokio::select! {
-            _ = give_up.cancelled() => return Delivery::Abandoned,
+            _ = give_up.token.cancelled() => return Delivery::Abandoned,
             _ = tokio::time::sleep(pause) => {}
         }
     };
@@ -222,7 +253,7 @@ async fn dispose(
     given_up: GivenUp,
     policy: &RetryPolicy,
     metrics: &Metrics,
-    give_up: &CancellationToken,
+    give_up: &GiveUp,
 ) -> Delivery {
     let GivenUp {
         reason,
@@ -255,9 +286,12 @@ async fn dispose(
     let mut tries: u32 = 0;
     loop {
         tries += 1;
+        if give_up.now() {
+            return Delivery::Abandoned;
+        }
         let result = tokio::select! {
             biased;
-            _ = give_up.cancelled() => return Delivery::Abandoned,
+            _ = give_up.token.cancelled() => return Delivery::Abandoned,
             r = dead_letter.sink.send(&letter) => r,
         };
         match result {
@@ -271,7 +305,7 @@ async fn dispose(
                     tracing::warn!(event_id = %event.id, attempt = tries, error = %err, retry_in = ?pause, "the dead-letter sink failed; retrying");
                 }
                 tokio::select! {
-                    _ = give_up.cancelled() => return Delivery::Abandoned,
+                    _ = give_up.token.cancelled() => return Delivery::Abandoned,
                     _ = tokio::time::sleep(pause) => {}
                 }
             }

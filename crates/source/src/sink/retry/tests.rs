@@ -47,7 +47,7 @@ async fn retries_retryable_statuses_until_delivered_honouring_retry_after() {
         &event(),
         &RetryPolicy::default(),
         &metrics,
-        &CancellationToken::new(),
+        &GiveUp::default(),
     )
     .await;
     assert!(matches!(d, Delivery::Delivered));
@@ -71,7 +71,7 @@ async fn a_final_status_drops_without_retry() {
         &event(),
         &RetryPolicy::default(),
         &metrics,
-        &CancellationToken::new(),
+        &GiveUp::default(),
     )
     .await;
     assert!(matches!(
@@ -114,7 +114,7 @@ async fn giving_up_abandons() {
         &event(),
         &RetryPolicy::default(),
         &metrics,
-        &give_up,
+        &GiveUp::from(give_up),
     )
     .await;
     assert!(matches!(d, Delivery::Abandoned));
@@ -169,7 +169,7 @@ async fn max_attempts_then_the_dead_letter_sink_which_is_retried_until_it_takes_
         &event(),
         &policy,
         &metrics,
-        &CancellationToken::new(),
+        &GiveUp::default(),
     )
     .await;
     assert!(matches!(d, Delivery::DeadLettered(GiveUpReason::Attempts)));
@@ -196,7 +196,7 @@ async fn a_rejected_event_goes_to_the_dead_letter_sink_at_once() {
         &event(),
         &RetryPolicy::default(),
         &Metrics::default(),
-        &CancellationToken::new(),
+        &GiveUp::default(),
     )
     .await;
     assert!(matches!(d, Delivery::DeadLettered(GiveUpReason::Rejected)));
@@ -221,7 +221,7 @@ async fn max_attempts_without_a_dead_letter_sink_drops() {
         &event(),
         &policy,
         &metrics,
-        &CancellationToken::new(),
+        &GiveUp::default(),
     )
     .await;
     assert!(matches!(
@@ -249,7 +249,7 @@ async fn a_record_older_than_max_record_age_is_given_up_untried() {
         &old,
         &policy,
         &Metrics::default(),
-        &CancellationToken::new(),
+        &GiveUp::default(),
     )
     .await;
     assert!(matches!(d, Delivery::DeadLettered(GiveUpReason::Age)));
@@ -272,7 +272,7 @@ async fn a_record_older_than_max_record_age_is_given_up_untried() {
         &young,
         &policy,
         &Metrics::default(),
-        &CancellationToken::new(),
+        &GiveUp::default(),
     )
     .await;
     assert!(matches!(d, Delivery::Delivered));
@@ -288,7 +288,7 @@ fn the_per_event_future_stays_under_a_kibibyte() {
     let sink = recording(vec![]);
     let (metrics, token, policy, e) = (
         Metrics::default(),
-        CancellationToken::new(),
+        GiveUp::default(),
         RetryPolicy::default(),
         event(),
     );
