@@ -19,9 +19,9 @@ use awsdynamodb_source::Metrics;
 use awsdynamodb_source::{CheckpointStore, Checkpointer, FileStore, MemoryStore};
 use awsdynamodb_source::{DeadLetter, HttpSink, Sink, SinkLimits, StdoutSink, Url, redact};
 use awsdynamodb_source::{Engine, EngineConfig, preflight};
-use awsdynamodb_source::{LeaseKeeper, LeaseSettings};
-use awsdynamodbsource_api::vars::{CHECKPOINT_STORE, STARTUP_TIMEOUT};
-use awsdynamodbsource_checkpoint_kube::ConfigMapStore;
+use awsdynamodb_source::{LeaseKeeper, LeaseSettings, LeaseStore};
+use awsdynamodbsource_api::vars::{CHECKPOINT_STORE, COORDINATION, STARTUP_TIMEOUT};
+use awsdynamodbsource_checkpoint_kube::{ConfigMapStore, KubeLeaseStore};
 use clap::Parser;
 use config::{Args, CheckpointLocation, Coordination, Settings};
 use prometheus_client::registry::Registry;
@@ -85,6 +85,7 @@ async fn run(s: Settings) -> Result<(), String> {
         dead_letter_sink = %s.dead_letter_sink.as_ref().map(redact).unwrap_or_else(|| "none".into()),
         coordination = %match &s.coordination {
             Some(Coordination::DynamoDb(table)) => format!("dynamodb:{table}"),
+            Some(Coordination::Kubernetes) => "kubernetes".into(),
             None => "none".into(),
         },
         "starting"
@@ -122,27 +123,29 @@ async fn run(s: Settings) -> Result<(), String> {
     }
 
     let leases = match &s.coordination {
-        Some(Coordination::DynamoDb(table)) => {
-            let lease_store = tokio::time::timeout(s.startup_timeout, aws::lease_store(&s, table))
-                .await
-                .map_err(|_| {
-                    format!(
-                        "cannot reach the lease table {table} within {STARTUP_TIMEOUT} ({:?})",
-                        s.startup_timeout
-                    )
-                })??;
+        Some(coordination) => {
+            let lease_store =
+                tokio::time::timeout(s.startup_timeout, lease_store(&s, coordination))
+                    .await
+                    .map_err(|_| {
+                        format!(
+                            "cannot reach the lease store within {STARTUP_TIMEOUT} ({:?})",
+                            s.startup_timeout
+                        )
+                    })??;
             // Read once: where shards without a lease yet begin.
             let carried = store.load().await.map_err(|e| e.to_string())?;
             let settings = LeaseSettings {
                 replica: replica_name(),
                 lease_time: s.lease_duration,
             };
-            tracing::info!(table = %table, replica = %settings.replica, lease_duration = ?s.lease_duration, "sharing the stream through shard leases");
+            tracing::info!(store = %lease_store.location(), replica = %settings.replica, lease_duration = ?s.lease_duration, "sharing the stream through shard leases");
             Some(LeaseKeeper::new(
                 lease_store,
                 settings,
                 carried,
                 metrics.clone(),
+                health.clone(),
             ))
         }
         None => None,
@@ -190,6 +193,33 @@ fn replica_name() -> String {
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "adapter".into());
     format!("{host}-{:06x}", fastrand::u32(..0x0100_0000))
+}
+
+/// Where the shard leases are kept (checked at once: a missing table or
+/// permission is named at startup).
+async fn lease_store(
+    s: &Settings,
+    coordination: &Coordination,
+) -> Result<Arc<dyn LeaseStore>, String> {
+    match coordination {
+        Coordination::DynamoDb(table) => aws::lease_store(s, table).await,
+        Coordination::Kubernetes => {
+            let client = kube::Client::try_default().await.map_err(|e| {
+                format!("{COORDINATION}=kubernetes: no Kubernetes API reachable: {e}")
+            })?;
+            let namespace = s
+                .namespace
+                .clone()
+                .unwrap_or_else(|| client.default_namespace().to_owned());
+            let name = s.name.as_deref().unwrap_or_default();
+            let store = KubeLeaseStore::new(client, &namespace, name, s.lease_duration);
+            store
+                .list(s.arn.as_str())
+                .await
+                .map_err(|e| format!("{COORDINATION}=kubernetes: cannot list the Leases: {e}"))?;
+            Ok(Arc::new(store))
+        }
+    }
 }
 
 /// Where checkpoints are kept.

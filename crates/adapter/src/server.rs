@@ -19,10 +19,14 @@ struct AppState {
     registry: Arc<Registry>,
 }
 
-/// 204 when capturing, else 503 with the one-line reason.
+/// 204 when capturing, 200 with a note when healthy and idle (a replica
+/// holding no shard lease), else 503 with the one-line reason.
 async fn health(State(s): State<AppState>) -> impl IntoResponse {
     match s.health.check() {
-        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Ok(()) => match s.health.note() {
+            Some(note) => (StatusCode::OK, note).into_response(),
+            None => StatusCode::NO_CONTENT.into_response(),
+        },
         Err(reason) => (StatusCode::SERVICE_UNAVAILABLE, reason).into_response(),
     }
 }

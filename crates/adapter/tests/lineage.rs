@@ -5,7 +5,6 @@
 
 mod common;
 
-
 use awsdynamodb_testkit::{
     AdapterProcess, AttributeValue, DynamoDbLocal, Fault, FaultProxy, KeyShape, Op, RecordingSink,
     StreamViewType, TestTable, items,

@@ -34,7 +34,7 @@ use awsdynamodb_testkit::{
     AdapterProcess, DynamoDbLocal, FaultProxy, KeyShape, ReceivedEvent, RecordingSink, Retries,
     StreamViewType, TestTable, dynamodb_client,
 };
-use common::{WAIT, assert_all_arrived_in_order, assert_clean_output};
+use common::{Probe, WAIT, assert_all_arrived_in_order, assert_clean_output};
 use tokio_util::sync::CancellationToken;
 
 const WIDTH: u32 = 32;
@@ -49,6 +49,7 @@ static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(())
 
 /// The table, the proxy splitting it, the sink, and the lease table.
 struct Cluster {
+    width: u32,
     lease_ddb: DynamoDbLocal,
     table: Arc<TestTable>,
     proxy: FaultProxy,
@@ -64,6 +65,7 @@ struct Replica {
     tag: &'static str,
     process: AdapterProcess,
     lease_name: String,
+    probe: Probe,
 }
 
 /// A shard lease as the table holds it.
@@ -76,8 +78,8 @@ struct Held {
 
 impl Cluster {
     /// A table whose stream the proxy shows as one parent split into
-    /// `WIDTH` open shards.
-    async fn start() -> anyhow::Result<Self> {
+    /// `width` open shards.
+    async fn start(width: u32) -> anyhow::Result<Self> {
         let ddb = DynamoDbLocal::shared().await;
         let table = Arc::new(
             TestTable::create(ddb, KeyShape::Hash, StreamViewType::NewAndOldImages).await?,
@@ -91,10 +93,11 @@ impl Cluster {
             ))
             .await?;
         let stream = table.latest_stream_arn().await?.unwrap();
-        proxy.split(&stream, WIDTH).await?;
+        proxy.split(&stream, width).await?;
         let lease_table = format!("leases-{}", table.arn().rsplit('/').next().unwrap());
         let lease_ddb = DynamoDbLocal::spawn().await?;
         Ok(Cluster {
+            width,
             leases: dynamodb_client(lease_ddb.endpoint(), Retries::Standard),
             lease_ddb,
             endpoint: proxy.endpoint(),
@@ -137,7 +140,9 @@ impl Cluster {
     }
 
     async fn spawn(&self, tag: &'static str) -> anyhow::Result<Replica> {
-        let process = common::spawn_healthy(self.env(tag)).await;
+        let env = self.env(tag);
+        let probe = Probe::new(&env);
+        let process = common::spawn_healthy(env).await;
         let line = process
             .stderr_lines()
             .into_iter()
@@ -149,6 +154,7 @@ impl Cluster {
             tag,
             process,
             lease_name,
+            probe,
         })
     }
 
@@ -199,7 +205,7 @@ impl Cluster {
         let started = Instant::now();
         loop {
             let leases = self.leases().await?;
-            match balanced(&leases, replicas) {
+            match balanced(&leases, replicas, self.width) {
                 Ok(()) => return Ok(started.elapsed()),
                 Err(why) if started.elapsed() > within => {
                     anyhow::bail!("not balanced after {within:?}: {why}")
@@ -239,9 +245,13 @@ impl Cluster {
     }
 }
 
-/// The `WIDTH` readable leases (not finished, parents finished or gone) are
-/// held by `replicas`, each holding its share ± 1.
-fn balanced(leases: &BTreeMap<String, Held>, replicas: &[&Replica]) -> Result<(), String> {
+/// The `width` readable leases (not finished, parents finished or gone)
+/// are held by `replicas`, each holding its share ± 1.
+fn balanced(
+    leases: &BTreeMap<String, Held>,
+    replicas: &[&Replica],
+    width: u32,
+) -> Result<(), String> {
     let finished = |shard: &str| {
         leases
             .get(shard)
@@ -262,7 +272,7 @@ fn balanced(leases: &BTreeMap<String, Held>, replicas: &[&Replica]) -> Result<()
     }
     let (min, max) = (load.values().min(), load.values().max());
     let readable: usize = load.values().sum();
-    if readable != WIDTH as usize {
+    if readable != width as usize {
         return Err(format!("{readable} readable shards"));
     }
     if max.zip(min).is_some_and(|(max, min)| max - min <= 1) {
@@ -304,7 +314,7 @@ async fn await_taken_over(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_replicas_share_the_shards_fail_over_and_hand_over() -> anyhow::Result<()> {
     let _turn = ONE_AT_A_TIME.lock().await;
-    let cluster = Cluster::start().await?;
+    let cluster = Cluster::start(WIDTH).await?;
     let a = cluster.spawn("a").await?;
     cluster.await_balance(&[&a], WAIT).await?;
     let (writer, stop_writing) = cluster.writer(usize::MAX);
@@ -412,7 +422,7 @@ async fn three_replicas_share_the_shards_fail_over_and_hand_over() -> anyhow::Re
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replica_frozen_past_its_lease_delivers_nothing_when_it_wakes() -> anyhow::Result<()> {
     let _turn = ONE_AT_A_TIME.lock().await;
-    let cluster = Cluster::start().await?;
+    let cluster = Cluster::start(WIDTH).await?;
     let a = cluster.spawn("a").await?;
     let b = cluster.spawn("b").await?;
     cluster.await_balance(&[&a, &b], WAIT).await?;
@@ -504,6 +514,55 @@ fn sequence(checkpoint: &str) -> Option<u128> {
 /// TRIM_HORIZON, so starting over would re-send everything). Then the
 /// checkpoints live in the leases: a replica with an empty CHECKPOINT_STORE
 /// resumes from them, again with nothing sent twice.
+/// With more replicas than shards, the one without a lease is healthy and
+/// says it is idle; when the holder leaves, it takes the shard over where
+/// the holder stopped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_without_a_shard_is_healthy_and_idle_until_it_takes_over() -> anyhow::Result<()> {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let cluster = Cluster::start(1).await?;
+    let mut a = cluster.spawn("a").await?;
+    // The parent first, to its end: then a holds the one open shard.
+    let started = Instant::now();
+    while !cluster
+        .leases()
+        .await?
+        .values()
+        .any(|l| !l.parents.is_empty() && l.owner.as_deref() == Some(a.lease_name.as_str()))
+    {
+        anyhow::ensure!(started.elapsed() < WAIT, "a never took the open shard");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let b = cluster.spawn("b").await?;
+    let said = b
+        .probe
+        .await_health(|status, body| status == 200 && body.starts_with("idle"))
+        .await?;
+    assert!(said.contains("holds no shard lease"), "{said}");
+    let held = |text: String| common::metric(&text, "awsdynamodbsource_leases_held");
+    assert_eq!(held(b.probe.metrics().await?), Some(0.0));
+    assert_eq!(held(a.probe.metrics().await?), Some(1.0));
+    assert_eq!(a.probe.health().await?.0, 204, "the holder is not idle");
+
+    let (writer, stop_writing) = cluster.writer(usize::MAX);
+    cluster
+        .sink
+        .wait_for(|e| sent_by(e, "a").count() >= 5, WAIT)
+        .await?;
+    a.process.terminate()?;
+    a.process.wait_exit(WAIT).await?;
+    b.probe.await_health(|status, _| status == 204).await?;
+    cluster
+        .sink
+        .wait_for(|e| sent_by(e, "b").count() >= 5, WAIT)
+        .await?;
+    stop_writing.cancel();
+    writer.await??;
+    let (_, duplicates) = cluster.every_change_arrived().await?;
+    assert_eq!(duplicates, 0, "a handover sends nothing twice");
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn checkpoints_carry_over_to_leases() -> anyhow::Result<()> {
     let ddb = DynamoDbLocal::shared().await;

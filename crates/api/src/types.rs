@@ -108,6 +108,22 @@ pub struct AWSDynamoDBSourceSpec {
     /// CRD.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delivery: Option<Delivery>,
+
+    /// Adapter pods sharing the stream (default 1). Above one, they share
+    /// the shards through Leases in the source's namespace
+    /// (COORDINATION=kubernetes), roll one at a time with no duplicate, and
+    /// a PodDisruptionBudget keeps all but one running during node drains.
+    /// Not in the original CRD.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 100))]
+    pub replicas: Option<u32>,
+}
+
+impl AWSDynamoDBSourceSpec {
+    /// How many adapter pods run: `replicas`, else 1.
+    pub fn replicas(&self) -> u32 {
+        self.replicas.unwrap_or(1).max(1)
+    }
 }
 
 /// `spec.dataFormat`.

@@ -27,14 +27,17 @@
 //! `cargo run --release -p bench -- soak` runs the soak instead (see
 //! `soak.rs`): 14 minutes of writes and faults, with kills, checked.
 //! `cargo run --release -p bench -- shards` measures many idle shards (see
-//! `shards.rs`).
+//! `shards.rs`). `cargo run --release -p bench -- replicas` measures 1, 2
+//! and 3 replicas sharing a many-shard stream through leases (see
+//! `replicas.rs`).
 
+mod replicas;
 mod shards;
 mod sink;
 mod soak;
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -74,6 +77,9 @@ async fn main() -> Result<()> {
     if std::env::args().nth(1).as_deref() == Some("shards") {
         return shards::run(&adapter_bin).await;
     }
+    if std::env::args().nth(1).as_deref() == Some("replicas") {
+        return replicas::run(&adapter_bin).await;
+    }
     let sink = Sink::start().await?;
     let drain_only = std::env::var("BENCH_PHASES").is_ok_and(|p| p == "drain");
 
@@ -105,20 +111,37 @@ async fn main() -> Result<()> {
         "latency_and_idle": latency,
     });
     print_table(&results);
+    write_results(&adapter_bin, "results.json", &results)
+}
+
+/// Writes `results` as JSON to `BENCH_OUT`, else to `target/bench/<name>`.
+fn write_results(adapter_bin: &Path, name: &str, results: &serde_json::Value) -> Result<()> {
     let out = std::env::var("BENCH_OUT")
         .map(PathBuf::from)
         .unwrap_or_else(|_| {
             adapter_bin
                 .parent()
-                .unwrap_or(&adapter_bin)
-                .join("../bench/results.json")
+                .unwrap_or(adapter_bin)
+                .join("../bench")
+                .join(name)
         });
     if let Some(dir) = out.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    std::fs::write(&out, serde_json::to_string_pretty(&results)?)?;
+    std::fs::write(&out, serde_json::to_string_pretty(results)?)?;
     eprintln!("bench: results written to {}", out.display());
     Ok(())
+}
+
+/// The machine, as a table's heading says it: `2 CPUs (model), 8 GiB, date`.
+fn machine_line(m: &serde_json::Value) -> String {
+    format!(
+        "{} CPUs ({}), {} GiB, {}",
+        m["cpus"],
+        m["cpu_model"].as_str().unwrap_or(""),
+        m["memory_gib"],
+        m["date"].as_str().unwrap_or("")
+    )
 }
 
 /// Builds the release adapter with the cargo that runs us, and returns its

@@ -54,20 +54,7 @@ pub async fn run(adapter_bin: &Path) -> Result<()> {
     }
     let results = json!({ "machine": machine(), "idle_shards": rows });
     print_table(&results);
-    let out = std::env::var("BENCH_OUT").unwrap_or_else(|_| {
-        adapter_bin
-            .parent()
-            .unwrap_or(adapter_bin)
-            .join("../bench/shards.json")
-            .display()
-            .to_string()
-    });
-    if let Some(dir) = Path::new(&out).parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    std::fs::write(&out, serde_json::to_string_pretty(&results)?)?;
-    eprintln!("bench: results written to {out}");
-    Ok(())
+    super::write_results(adapter_bin, "shards.json", &results)
 }
 
 async fn one_width(
@@ -215,13 +202,9 @@ fn established_to(port: u16) -> Result<usize> {
 }
 
 fn print_table(r: &serde_json::Value) {
-    let m = &r["machine"];
     println!(
-        "\nmany idle shards: {} CPUs ({}), {} GiB, {}\n",
-        m["cpus"],
-        m["cpu_model"].as_str().unwrap_or(""),
-        m["memory_gib"],
-        m["date"].as_str().unwrap_or("")
+        "\nmany idle shards: {}\n",
+        super::machine_line(&r["machine"])
     );
     println!(
         "| open shards | GetRecords/s (per shard) | adapter CPU (one core = 100 %) | CPU per GetRecords | RSS | connections | busiest tenth of 10 ms slots | first write after idle p50 / max | write after traffic p50 / p99 |"

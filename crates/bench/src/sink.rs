@@ -5,6 +5,7 @@
 //! latency mode it also reads each event's write time (attribute `t`, Unix
 //! nanoseconds) and keeps write-to-receipt times.
 
+use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -21,8 +22,15 @@ pub struct Counts {
     /// The count `wait_for` waits for: only reaching it wakes the waiter,
     /// so that the sink does not pay a wake-up per request.
     target: AtomicU64,
+    /// The same for `wait_for_distinct`.
+    distinct_target: AtomicU64,
     pub latency_mode: AtomicBool,
     pub latencies: Mutex<Vec<Duration>>,
+    /// When on, the `ce-id` of every event is kept, and `distinct` counts
+    /// the first arrivals (repeats are `received - distinct`).
+    pub track_ids: AtomicBool,
+    ids: Mutex<HashSet<String>>,
+    pub distinct: AtomicU64,
     pub notify: Notify,
 }
 
@@ -51,23 +59,27 @@ async fn serve(mut stream: TcpStream, counts: Arc<Counts>) -> Result<()> {
     let mut buf: Vec<u8> = Vec::with_capacity(16 * 1024);
     loop {
         // The head: read until it parses completely.
-        let (head_len, body_len) = loop {
+        let (head_len, body_len, id) = loop {
             let mut headers = [httparse::EMPTY_HEADER; 32];
             let mut request = httparse::Request::new(&mut headers);
             if let httparse::Status::Complete(n) = request.parse(&buf)? {
-                let length = request
-                    .headers
-                    .iter()
-                    .find(|h| h.name.eq_ignore_ascii_case("content-length"))
-                    .and_then(|h| {
-                        std::str::from_utf8(h.value)
-                            .ok()?
-                            .trim()
-                            .parse::<usize>()
-                            .ok()
-                    })
+                let header = |name: &str| {
+                    request
+                        .headers
+                        .iter()
+                        .find(|h| h.name.eq_ignore_ascii_case(name))
+                        .and_then(|h| std::str::from_utf8(h.value).ok())
+                        .map(str::trim)
+                };
+                let length = header("content-length")
+                    .and_then(|v| v.parse::<usize>().ok())
                     .unwrap_or(0);
-                break (n, length);
+                let id = if counts.track_ids.load(Ordering::Relaxed) {
+                    header("ce-id").map(str::to_owned)
+                } else {
+                    None
+                };
+                break (n, length, id);
             }
             if stream.read_buf(&mut buf).await? == 0 {
                 return Ok(());
@@ -89,10 +101,23 @@ async fn serve(mut stream: TcpStream, counts: Arc<Counts>) -> Result<()> {
                     .push(took);
             }
         }
+        let first = id.is_some_and(|id| {
+            counts
+                .ids
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(id)
+        });
         buf.drain(..head_len + body_len);
         stream.write_all(OK).await?;
-        if counts.received.fetch_add(1, Ordering::SeqCst) + 1
-            == counts.target.load(Ordering::SeqCst)
+        let received = counts.received.fetch_add(1, Ordering::SeqCst) + 1;
+        let distinct = counts
+            .distinct
+            .fetch_add(u64::from(first), Ordering::SeqCst)
+            + 1;
+        let target = counts.target.load(Ordering::SeqCst);
+        if received == target
+            || (first && distinct == counts.distinct_target.load(Ordering::SeqCst))
         {
             counts.notify.notify_waiters();
         }
@@ -143,6 +168,33 @@ impl Sink {
 
     pub fn received(&self) -> u64 {
         self.counts.received.load(Ordering::Relaxed)
+    }
+
+    /// Events that arrived more than once since ids were tracked.
+    pub fn repeats(&self) -> u64 {
+        self.received() - self.counts.distinct.load(Ordering::SeqCst)
+    }
+
+    /// Keeps every event's id from now on: call it before the first event
+    /// arrives, or `repeats` counts those as repeats.
+    pub fn track_ids(&self) {
+        self.counts.track_ids.store(true, Ordering::SeqCst);
+    }
+
+    /// Waits until `n` distinct events (by id) have arrived, or `timeout`.
+    pub async fn wait_for_distinct(&self, n: u64, timeout: Duration) -> Result<()> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        self.counts.distinct_target.store(n, Ordering::SeqCst);
+        loop {
+            let notified = self.counts.notify.notified();
+            let distinct = self.counts.distinct.load(Ordering::SeqCst);
+            if distinct >= n {
+                return Ok(());
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                anyhow::bail!("only {distinct} of {n} distinct events arrived within {timeout:?}");
+            }
+        }
     }
 
     /// Waits until `n` events have arrived, or `timeout`.

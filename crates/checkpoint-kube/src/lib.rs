@@ -1,14 +1,22 @@
-//! `CHECKPOINT_STORE=kubernetes:<configmap>`: checkpoints in a ConfigMap of
-//! the adapter's namespace, for adapters running in a cluster.
+//! What the adapter keeps in Kubernetes, for adapters running in a cluster:
 //!
-//! Owns reading and writing that one ConfigMap (key `checkpoints.json`, the
-//! same JSON as the file store). Writes are updates at the resourceVersion
-//! last seen: if anything else wrote the ConfigMap meanwhile — a second
-//! adapter on the same source — the write fails as `Locked` instead of
-//! silently interleaving two adapters' positions. The controller creates
-//! the ConfigMap and grants exactly get/update on it; this crate never
-//! creates or deletes anything. How often it writes is the engine's
-//! `Checkpointer`'s business (at most once a second).
+//! - `CHECKPOINT_STORE=kubernetes:<configmap>` ([`ConfigMapStore`], here):
+//!   checkpoints in a ConfigMap of the adapter's namespace;
+//! - `COORDINATION=kubernetes` ([`KubeLeaseStore`], `lease.rs`): shard
+//!   leases, with their checkpoints, as `coordination.k8s.io` Leases.
+//!
+//! The ConfigMap store owns reading and writing that one ConfigMap (key
+//! `checkpoints.json`, the same JSON as the file store). Writes are updates
+//! at the resourceVersion last seen: if anything else wrote the ConfigMap
+//! meanwhile — a second adapter on the same source — the write fails as
+//! `Locked` instead of silently interleaving two adapters' positions. The
+//! controller creates the ConfigMap and grants exactly get/update on it;
+//! this crate never creates or deletes it. How often it writes is the
+//! engine's `Checkpointer`'s business (at most once a second).
+
+mod lease;
+
+pub use lease::KubeLeaseStore;
 
 use std::sync::Mutex;
 

@@ -2,7 +2,8 @@
 //!
 //! Owns the calls to the API server for one source, in a fixed order (the
 //! mocked-API tests assert it): the sink object, the service account, the
-//! checkpoint ConfigMap, Role and RoleBinding, the Deployment; then the
+//! checkpoint ConfigMap, Role and RoleBinding, the Deployment, its
+//! PodDisruptionBudget; then the
 //! changes, the status, and an event per change. It never decides anything:
 //! that is [`crate::plan`].
 
@@ -12,8 +13,9 @@ use std::time::Duration;
 use awsdynamodbsource_api::{AWSDynamoDBSource, AWSDynamoDBSourceStatus, Destination};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, ServiceAccount};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
-use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType, Recorder};
@@ -122,6 +124,11 @@ pub async fn observe(client: &Client, source: &AWSDynamoDBSource) -> Result<Obse
         &resources::deployment_name(source),
     )
     .await?;
+    let disruption_budget = get_opt(
+        &Api::<PodDisruptionBudget>::namespaced(client.clone(), &ns),
+        &resources::deployment_name(source),
+    )
+    .await?;
     let unavailable = deployment.as_ref().is_some_and(|d| {
         d.status
             .as_ref()
@@ -151,6 +158,7 @@ pub async fn observe(client: &Client, source: &AWSDynamoDBSource) -> Result<Obse
         checkpoint_role,
         checkpoint_binding,
         deployment,
+        disruption_budget,
         pods,
     })
 }
@@ -194,6 +202,15 @@ async fn apply(client: &Client, ns: &str, change: &Change) -> Result<String, Err
         Change::ReplaceRoleBinding(o) => write(client, ns, o, true).await,
         Change::CreateDeployment(o) => write(client, ns, o, false).await,
         Change::ReplaceDeployment(o) => write(client, ns, o, true).await,
+        Change::CreateDisruptionBudget(o) => write(client, ns, o, false).await,
+        Change::ReplaceDisruptionBudget(o) => write(client, ns, o, true).await,
+        Change::DeleteDisruptionBudget(name) => {
+            Api::<PodDisruptionBudget>::namespaced(client.clone(), ns)
+                .delete(name, &DeleteParams::default())
+                .await
+                .map_err(kube_err(format!("delete PodDisruptionBudget {name}")))?;
+            Ok(format!("deleted PodDisruptionBudget {name}"))
+        }
     }
 }
 

@@ -53,13 +53,16 @@ pub fn render(
         dead_letter,
     };
     let d = desired(&source, &targets, settings);
-    let docs = [
+    let mut docs = vec![
         serde_json::to_value(&d.service_account)?,
         serde_json::to_value(&d.checkpoints)?,
         serde_json::to_value(&d.checkpoint_role)?,
         serde_json::to_value(&d.checkpoint_binding)?,
         serde_json::to_value(&d.deployment)?,
     ];
+    if let Some(budget) = &d.disruption_budget {
+        docs.push(serde_json::to_value(budget)?);
+    }
     Ok(docs
         .iter()
         .map(|doc| serde_saphyr::to_string(doc).unwrap_or_default())

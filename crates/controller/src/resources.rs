@@ -2,7 +2,8 @@
 //!
 //! Owns what the controller *wants* to exist for one `AWSDynamoDBSource`:
 //! the adapter's Deployment, its ServiceAccount (when the controller manages
-//! one), and the ConfigMap, Role and RoleBinding of its checkpoints. It never
+//! one), the ConfigMap, Role and RoleBinding of its checkpoints (and its
+//! shard Leases, with replicas), and with replicas a PodDisruptionBudget. It never
 //! talks to the API server: `reconcile` compares and applies, and `render`
 //! prints.
 
@@ -11,11 +12,14 @@ use std::collections::BTreeMap;
 use awsdynamodbsource_api::AWSDynamoDBSource;
 use awsdynamodbsource_api::adapter::{EnvValue, spec_env};
 use awsdynamodbsource_api::vars as var;
-use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy};
+use k8s_openapi::api::apps::v1::{
+    Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment,
+};
 use k8s_openapi::api::core::v1::{
     ConfigMap, Container, ContainerPort, EnvVar, EnvVarSource, HTTPGetAction, PodSpec,
     PodTemplateSpec, Probe, SecretKeySelector, ServiceAccount,
 };
+use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
 use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -50,6 +54,8 @@ pub struct Desired {
     pub checkpoint_role: Role,
     pub checkpoint_binding: RoleBinding,
     pub deployment: Deployment,
+    /// With more than one replica: at most one adapter pod evicted at once.
+    pub disruption_budget: Option<PodDisruptionBudget>,
 }
 
 /// The adapter Deployment's name: `awsdynamodbsource-<source>`.
@@ -189,6 +195,12 @@ pub fn adapter_env(source: &AWSDynamoDBSource, targets: &Targets) -> Vec<EnvVar>
     if let Some(dead_letter) = &targets.dead_letter {
         vars.push(env(var::DEAD_LETTER_SINK, dead_letter.as_str()));
     }
+    // Replicas share the shards through Leases; the ConfigMap's
+    // checkpoints are then read once, for where shards without a Lease yet
+    // begin (a source scaled up resumes where it was).
+    if spec.replicas() > 1 {
+        vars.push(env(var::COORDINATION, "kubernetes"));
+    }
     for (name, value) in spec_env(spec) {
         vars.push(env_var(name, value));
     }
@@ -232,8 +244,11 @@ pub fn service_account(source: &AWSDynamoDBSource) -> ServiceAccount {
     }
 }
 
-/// The adapter's Deployment: one replica, `Recreate`, so that a rollout never
-/// runs two adapters on one stream.
+/// The adapter's Deployment. One replica: `Recreate`, so that a rollout
+/// never runs two adapters on one set of checkpoints. More: they share the
+/// stream through Leases, so a rolling update starts one new pod (which
+/// takes its share of the shards, handed over with no duplicate) before it
+/// stops an old one (which hands its shards over on SIGTERM).
 pub fn deployment(
     source: &AWSDynamoDBSource,
     targets: &Targets,
@@ -284,10 +299,20 @@ pub fn deployment(
     Deployment {
         metadata,
         spec: Some(DeploymentSpec {
-            replicas: Some(1),
-            strategy: Some(DeploymentStrategy {
-                type_: Some("Recreate".to_owned()),
-                rolling_update: None,
+            replicas: Some(source.spec.replicas() as i32),
+            strategy: Some(if source.spec.replicas() > 1 {
+                DeploymentStrategy {
+                    type_: Some("RollingUpdate".to_owned()),
+                    rolling_update: Some(RollingUpdateDeployment {
+                        max_surge: Some(IntOrString::Int(1)),
+                        max_unavailable: Some(IntOrString::Int(0)),
+                    }),
+                }
+            } else {
+                DeploymentStrategy {
+                    type_: Some("Recreate".to_owned()),
+                    rolling_update: None,
+                }
             }),
             selector: LabelSelector {
                 match_labels: Some(selector_labels(source)),
@@ -323,18 +348,50 @@ pub fn checkpoints(source: &AWSDynamoDBSource) -> ConfigMap {
     }
 }
 
-/// Exactly what the adapter needs: read and write its own ConfigMap.
+/// Exactly what the adapter needs: read and write its own ConfigMap; with
+/// replicas, also list, read, create and update Leases in the namespace
+/// (their names are not known in advance: one per shard, so RBAC cannot
+/// name them; the adapter never deletes one).
 pub fn checkpoint_role(source: &AWSDynamoDBSource) -> Role {
+    let verbs = |v: &[&str]| v.iter().map(|v| (*v).to_owned()).collect();
+    let mut rules = vec![PolicyRule {
+        api_groups: Some(vec![String::new()]),
+        resources: Some(vec!["configmaps".to_owned()]),
+        resource_names: Some(vec![checkpoints_name(source)]),
+        verbs: verbs(&["get", "update", "patch"]),
+        non_resource_urls: None,
+    }];
+    if source.spec.replicas() > 1 {
+        rules.push(PolicyRule {
+            api_groups: Some(vec!["coordination.k8s.io".to_owned()]),
+            resources: Some(vec!["leases".to_owned()]),
+            resource_names: None,
+            verbs: verbs(&["get", "list", "create", "update"]),
+            non_resource_urls: None,
+        });
+    }
     Role {
         metadata: meta(source, checkpoints_name(source)),
-        rules: Some(vec![PolicyRule {
-            api_groups: Some(vec![String::new()]),
-            resources: Some(vec!["configmaps".to_owned()]),
-            resource_names: Some(vec![checkpoints_name(source)]),
-            verbs: vec!["get".to_owned(), "update".to_owned(), "patch".to_owned()],
-            non_resource_urls: None,
-        }]),
+        rules: Some(rules),
     }
+}
+
+/// With more than one replica: voluntary evictions (node drains) take one
+/// adapter pod at a time, whose shards the others take over at once (it
+/// hands them over on SIGTERM).
+pub fn disruption_budget(source: &AWSDynamoDBSource) -> Option<PodDisruptionBudget> {
+    (source.spec.replicas() > 1).then(|| PodDisruptionBudget {
+        metadata: meta(source, deployment_name(source)),
+        spec: Some(PodDisruptionBudgetSpec {
+            max_unavailable: Some(IntOrString::Int(1)),
+            selector: Some(LabelSelector {
+                match_labels: Some(selector_labels(source)),
+                match_expressions: None,
+            }),
+            ..PodDisruptionBudgetSpec::default()
+        }),
+        status: None,
+    })
 }
 
 pub fn checkpoint_binding(source: &AWSDynamoDBSource) -> RoleBinding {
@@ -366,6 +423,7 @@ pub fn desired(
         checkpoint_role: checkpoint_role(source),
         checkpoint_binding: checkpoint_binding(source),
         deployment: deployment(source, targets, settings),
+        disruption_budget: disruption_budget(source),
     }
 }
 

@@ -107,7 +107,12 @@ fn the_controller_may_do_what_it_does() {
         (
             "coordination.k8s.io",
             "leases",
-            &["get", "create", "update"],
+            &["get", "list", "create", "update"],
+        ),
+        (
+            "policy",
+            "poddisruptionbudgets",
+            &["get", "create", "update", "delete"],
         ),
     ] {
         for verb in verbs {

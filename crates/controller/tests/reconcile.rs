@@ -138,6 +138,8 @@ const CONFIGMAP: &str =
 const ROLE: &str = "/apis/rbac.authorization.k8s.io/v1/namespaces/default/roles/awsdynamodbsource-sample-checkpoints";
 const BINDING: &str = "/apis/rbac.authorization.k8s.io/v1/namespaces/default/rolebindings/awsdynamodbsource-sample-checkpoints";
 const DEPLOYMENT: &str = "/apis/apps/v1/namespaces/default/deployments/awsdynamodbsource-sample";
+const BUDGET: &str =
+    "/apis/policy/v1/namespaces/default/poddisruptionbudgets/awsdynamodbsource-sample";
 const EVENTS: &str = "/apis/events.k8s.io/v1/namespaces/default/events";
 const STATUS: &str =
     "/apis/sources.triggermesh.io/v1alpha1/namespaces/default/awsdynamodbsources/sample/status";
@@ -154,7 +156,7 @@ fn start(source: AWSDynamoDBSource) -> (Handle, tokio::task::JoinHandle<Result<A
 
 /// The GETs of the source's own objects, none of which exists.
 async fn nothing_exists(handle: &mut Handle) {
-    for path in [ACCOUNT, CONFIGMAP, ROLE, BINDING, DEPLOYMENT] {
+    for path in [ACCOUNT, CONFIGMAP, ROLE, BINDING, DEPLOYMENT, BUDGET] {
         expect(handle, "GET", path, |_| not_found()).await;
     }
 }
@@ -277,6 +279,7 @@ fn as_created(source: &AWSDynamoDBSource) -> Vec<Value> {
                 Change::CreateRole(o) => serde_json::to_value(o),
                 Change::CreateRoleBinding(o) => serde_json::to_value(o),
                 Change::CreateDeployment(o) => serde_json::to_value(o),
+                Change::CreateDisruptionBudget(o) => serde_json::to_value(o),
                 other => panic!("not a creation: {other:?}"),
             }
             .unwrap();
@@ -291,15 +294,18 @@ fn available(mut deployment: Value) -> Value {
     deployment
 }
 
-/// GETs of every object answered with `existing` (in the order observed).
+/// GETs of every object answered with `existing` (in the order observed;
+/// one left out at the end is not found).
 async fn observed(handle: &mut Handle, existing: &[Value]) {
     expect(handle, "GET", BROKER, |_| broker()).await;
-    for (path, object) in [ACCOUNT, CONFIGMAP, ROLE, BINDING, DEPLOYMENT]
+    for (i, path) in [ACCOUNT, CONFIGMAP, ROLE, BINDING, DEPLOYMENT, BUDGET]
         .into_iter()
-        .zip(existing)
+        .enumerate()
     {
-        let object = object.clone();
-        expect(handle, "GET", path, move |_| (StatusCode::OK, object)).await;
+        match existing.get(i).cloned() {
+            Some(object) => expect(handle, "GET", path, move |_| (StatusCode::OK, object)).await,
+            None => expect(handle, "GET", path, |_| not_found()).await,
+        };
     }
 }
 
@@ -417,7 +423,7 @@ async fn an_iam_role_creates_a_dedicated_annotated_account() {
     let (mut handle, run) = start(source);
     expect(&mut handle, "GET", BROKER, |_| broker()).await;
     let dedicated = "/api/v1/namespaces/default/serviceaccounts/awsdynamodbsource-i-sample";
-    for path in [dedicated, CONFIGMAP, ROLE, BINDING, DEPLOYMENT] {
+    for path in [dedicated, CONFIGMAP, ROLE, BINDING, DEPLOYMENT, BUDGET] {
         expect(&mut handle, "GET", path, |_| not_found()).await;
     }
     let account = expect(&mut handle, "POST", &format!("{NS}/serviceaccounts"), echo).await;
@@ -598,4 +604,109 @@ async fn a_forbidden_role_is_reported_as_rbac_not_bound() {
         handle.next_request().await.is_none(),
         "no Deployment without its RBAC"
     );
+}
+
+/// `replicas: 3`: three pods that share the shards through Leases
+/// (COORDINATION=kubernetes, the Role grants Leases), a rolling update that
+/// adds one before it stops one, and a budget of one pod down at a time.
+/// Back to one replica: the budget goes, and the Deployment recreates.
+#[tokio::test]
+async fn replicas_share_the_stream_through_leases_with_a_disruption_budget() {
+    let mut source = seed();
+    source.spec.replicas = Some(3);
+    let (mut handle, run) = start(source.clone());
+    expect(&mut handle, "GET", BROKER, |_| broker()).await;
+    nothing_exists(&mut handle).await;
+    // Each created, with an event.
+    let rbac = "/apis/rbac.authorization.k8s.io/v1/namespaces/default";
+    let mut created = Vec::new();
+    for path in [
+        format!("{NS}/serviceaccounts"),
+        format!("{NS}/configmaps"),
+        format!("{rbac}/roles"),
+        format!("{rbac}/rolebindings"),
+        "/apis/apps/v1/namespaces/default/deployments".to_owned(),
+        "/apis/policy/v1/namespaces/default/poddisruptionbudgets".to_owned(),
+    ] {
+        created.push(expect(&mut handle, "POST", &path, echo).await);
+        expect_event(&mut handle).await;
+    }
+    let [_, _, role, _, deployment, budget] = &created[..] else {
+        panic!("six objects");
+    };
+    let leases = role["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["apiGroups"][0] == "coordination.k8s.io")
+        .expect("a rule for Leases");
+    assert_eq!(leases["resources"], json!(["leases"]));
+    assert_eq!(leases["verbs"], json!(["get", "list", "create", "update"]));
+    assert_eq!(deployment["spec"]["replicas"], 3);
+    assert_eq!(deployment["spec"]["strategy"]["type"], "RollingUpdate");
+    assert_eq!(
+        deployment["spec"]["strategy"]["rollingUpdate"],
+        json!({"maxSurge": 1, "maxUnavailable": 0})
+    );
+    let env = deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let var = |name: &str| {
+        env.iter()
+            .find(|v| v["name"] == name)
+            .map(|v| v["value"].clone())
+    };
+    assert_eq!(var("COORDINATION"), Some(json!("kubernetes")));
+    assert_eq!(
+        var("NAME"),
+        Some(json!("sample")),
+        "Leases are named after it"
+    );
+    assert_eq!(
+        var("CHECKPOINT_STORE"),
+        Some(json!("kubernetes:awsdynamodbsource-sample-checkpoints")),
+        "read once: where shards without a Lease begin"
+    );
+    assert_eq!(budget["spec"]["maxUnavailable"], 1);
+    assert_eq!(
+        budget["spec"]["selector"]["matchLabels"],
+        deployment["spec"]["selector"]["matchLabels"]
+    );
+    assert_eq!(budget["metadata"]["ownerReferences"][0]["uid"], "uid-1");
+    expect(&mut handle, "PATCH", STATUS, |_| {
+        (StatusCode::OK, serde_json::to_value(seed()).unwrap())
+    })
+    .await;
+    finish(run).await.unwrap();
+
+    // Back to one.
+    let mut existing = as_created(&source);
+    existing[4] = available(existing[4].clone());
+    source.spec.replicas = Some(1);
+    let (mut handle, run) = start(source);
+    observed(&mut handle, &existing).await;
+    let role = expect(&mut handle, "PUT", ROLE, |b| (StatusCode::OK, b.clone())).await;
+    assert_eq!(role["rules"].as_array().unwrap().len(), 1, "no Leases");
+    expect_event(&mut handle).await;
+    let deployment = expect(&mut handle, "PUT", DEPLOYMENT, |b| {
+        (StatusCode::OK, b.clone())
+    })
+    .await;
+    assert_eq!(deployment["spec"]["replicas"], 1);
+    assert_eq!(deployment["spec"]["strategy"]["type"], "Recreate");
+    expect_event(&mut handle).await;
+    expect(&mut handle, "DELETE", BUDGET, |_| {
+        (
+            StatusCode::OK,
+            json!({"kind": "Status", "apiVersion": "v1", "status": "Success"}),
+        )
+    })
+    .await;
+    expect_event(&mut handle).await;
+    expect(&mut handle, "PATCH", STATUS, |_| {
+        (StatusCode::OK, serde_json::to_value(seed()).unwrap())
+    })
+    .await;
+    finish(run).await.unwrap();
 }

@@ -39,6 +39,8 @@ struct State {
     shards: BTreeMap<String, Option<String>>,
     /// Shards that lost records to trimming, until their reader catches up.
     data_loss: BTreeMap<String, String>,
+    /// This replica holds no shard lease: healthy, and says so.
+    idle: bool,
 }
 
 impl Default for State {
@@ -49,6 +51,7 @@ impl Default for State {
             checkpoint_problem: None,
             shards: BTreeMap::new(),
             data_loss: BTreeMap::new(),
+            idle: false,
         }
     }
 }
@@ -71,6 +74,19 @@ impl Health {
 
     fn state(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether this replica holds no shard lease (the others read every
+    /// shard): set by the lease keeper.
+    pub fn set_idle(&self, idle: bool) {
+        self.state().idle = idle;
+    }
+
+    /// What a healthy replica says besides being healthy: that it is idle.
+    pub fn note(&self) -> Option<&'static str> {
+        self.state().idle.then_some(
+            "idle: this replica holds no shard lease; the other replicas read every shard",
+        )
     }
 
     /// `Ok` when capturing, else a one-line reason.

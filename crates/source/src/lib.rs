@@ -19,8 +19,9 @@
 //! `engine` runs it all; `health` and `metrics` report on it, reading
 //! delivery figures from `progress`. `http_pool` holds the keep-alive
 //! connections of the two hot requests: the sink's, and GetRecords.
-//! `lease` keeps shard leases for replicas that share a stream (not wired
-//! into the engine yet). The engine knows nothing of Kubernetes or the CLI:
+//! `lease` keeps shard leases for replicas that share a stream: with
+//! leases, the engine reads the shards its lease keeper orders it to, and
+//! the keeper is its checkpoint store. The engine knows nothing of Kubernetes or the CLI:
 //! the adapter binary feeds it from its environment.
 //!
 //! Modules are private: the crate's root re-exports what the binaries use.

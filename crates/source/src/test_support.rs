@@ -4,6 +4,8 @@
 //! need, in one place. Not an API: other crates' code uses the root's
 //! re-exports only.
 
+/// What every lease store must do.
+pub use crate::lease::contract as lease_contract;
 pub use crate::*;
 
 pub use crate::event::aws::encode_aws;

@@ -141,7 +141,8 @@ impl AdapterProcess {
         self.stderr.lines.lock().unwrap().clone()
     }
 
-    /// Polls `GET http://127.0.0.1:{HEALTH_PORT}/health` until it answers 204. Fails when the
+    /// Polls `GET http://127.0.0.1:{HEALTH_PORT}/health` until it answers 204 (or 200: healthy
+    /// and idle, a replica holding no shard lease). Fails when the
     /// process exits first or `timeout` passes.
     pub async fn wait_healthy(&mut self, timeout: Duration) -> Result<()> {
         let port = self
@@ -164,7 +165,7 @@ impl AdapterProcess {
                 );
             }
             let last = match client.get(&url).send().await {
-                Ok(resp) if resp.status().as_u16() == 204 => return Ok(()),
+                Ok(resp) if matches!(resp.status().as_u16(), 200 | 204) => return Ok(()),
                 Ok(resp) => format!("status {}", resp.status()),
                 Err(e) => e.to_string(),
             };

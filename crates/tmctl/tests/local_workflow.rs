@@ -533,6 +533,14 @@ async fn bad_input_gives_one_clear_line_and_a_failure() -> Result<()> {
         .fails(&["create", "source", "awss3", "--arn", "x"])
         .await?;
     assert!(e.contains("not supported"), "{e}");
+    // Replicas share a stream in Kubernetes; tmctl runs one adapter.
+    let mut replicated = seed_command(table.arn());
+    replicated.extend(["--replicas", "3"]);
+    let e = tmctl.fails(&replicated).await?;
+    assert!(
+        e.contains("one adapter per source") && e.contains("replicas"),
+        "{e}"
+    );
 
     // An endpoint where nothing listens: the adapter's own words.
     let unreachable = Tmctl::new(&format!("http://127.0.0.1:{}", free_port()))?;

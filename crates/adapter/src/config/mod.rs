@@ -138,7 +138,8 @@ pub struct Args {
     checkpoint_store: Option<OrBlank<CheckpointLocation>>,
 
     /// Share the stream with other replicas through shard leases: dynamodb:<table> (the
-    /// table is created when missing, if allowed). Each shard's checkpoint then lives in its
+    /// table is created when missing, if allowed), or kubernetes (Leases in the adapter's
+    /// namespace, named after NAME). Each shard's checkpoint then lives in its
     /// lease, and CHECKPOINT_STORE is only read, once at startup, for where shards that have
     /// no lease yet begin (so a source moving to leases resumes where it was). Default: no
     /// leases; this process reads every shard, and a second one on the same checkpoints is
@@ -243,7 +244,8 @@ pub struct Args {
     )]
     unhealthy_after: Duration,
 
-    /// Port of /health: 204 when capturing, else 503 with the reason.
+    /// Port of /health: 204 when capturing (200 and a note when idle: a
+    /// replica holding no shard lease), else 503 with the reason.
     #[arg(
         long,
         hide_env_values = true,

@@ -182,10 +182,13 @@ pub fn checkpoint_store(s: &str) -> Result<CheckpointLocation, String> {
 
 pub fn coordination(s: &str) -> Result<Coordination, String> {
     let s = s.trim();
+    if s == "kubernetes" {
+        return Ok(Coordination::Kubernetes);
+    }
     match s.strip_prefix("dynamodb:") {
         Some(table) if is_table_name(table) => Ok(Coordination::DynamoDb(table.to_owned())),
         _ => Err(format!(
-            "{COORDINATION} {s:?} is not dynamodb:<table> (a DynamoDB table name: 3 to 255 letters, digits, '_', '-' or '.')"
+            "{COORDINATION} {s:?} is neither dynamodb:<table> (a DynamoDB table name: 3 to 255 letters, digits, '_', '-' or '.') nor kubernetes"
         )),
     }
 }

@@ -7,7 +7,7 @@ use awsdynamodb_source::RecordFilter;
 use awsdynamodb_source::{CeOverrides, EventOptions};
 use awsdynamodb_source::{ContentMode, Url};
 use awsdynamodb_source::{StartingPosition, TableArn};
-use awsdynamodbsource_api::vars::{ARN, CHECKPOINT_STORE, STATE_DIR};
+use awsdynamodbsource_api::vars::{ARN, CHECKPOINT_STORE, COORDINATION, NAME, STATE_DIR};
 
 use super::Args;
 
@@ -30,6 +30,9 @@ pub enum CheckpointLocation {
 pub enum Coordination {
     /// Shard leases in this DynamoDB table.
     DynamoDb(String),
+    /// Shard leases as Leases in the adapter's namespace, named after the
+    /// source (`NAME`).
+    Kubernetes,
 }
 
 /// Settings, checked. Holds no secret (credentials stay with the AWS SDK).
@@ -81,6 +84,12 @@ impl Args {
             )
         })?;
         let (namespace, name) = (self.namespace.flatten(), self.name.flatten());
+        let coordination = self.coordination.flatten();
+        if coordination == Some(Coordination::Kubernetes) && name.is_none() {
+            return Err(format!(
+                "{COORDINATION}=kubernetes needs {NAME}: the source's name, after which its Leases are named"
+            ));
+        }
         let checkpoints = match self.checkpoint_store.flatten() {
             Some(location) => location,
             None => CheckpointLocation::File(default_checkpoint_dir(
@@ -101,7 +110,7 @@ impl Args {
             name,
             starting_position: self.starting_position,
             checkpoints,
-            coordination: self.coordination.flatten(),
+            coordination,
             lease_duration: self.lease_duration,
             max_in_flight: self.max_in_flight,
             poll_interval: self.poll_interval,

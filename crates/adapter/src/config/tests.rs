@@ -16,6 +16,8 @@ fn args(env: &[(&str, &str)]) -> Result<Settings, String> {
             "NAME" => "--name",
             "NAMESPACE" => "--namespace",
             "STATE_DIR" => "--state-dir",
+            "COORDINATION" => "--coordination",
+            "LEASE_DURATION" => "--lease-duration",
             other => panic!("{other}"),
         };
         argv.push(format!("{flag}={v}"));
@@ -42,6 +44,26 @@ fn checkpoints_in_a_configmap() {
         s.checkpoints,
         CheckpointLocation::Kubernetes("awsdynamodbsource-x-checkpoints".into())
     );
+}
+
+#[test]
+fn coordination() {
+    let s = args(&[("ARN", ARN), ("COORDINATION", "dynamodb:leases")]).unwrap();
+    assert_eq!(
+        s.coordination,
+        Some(Coordination::DynamoDb("leases".into()))
+    );
+    assert_eq!(s.lease_duration, Duration::from_secs(10));
+    let s = args(&[
+        ("ARN", ARN),
+        ("COORDINATION", "kubernetes"),
+        ("NAME", "orders"),
+        ("LEASE_DURATION", "15s"),
+    ])
+    .unwrap();
+    assert_eq!(s.coordination, Some(Coordination::Kubernetes));
+    assert_eq!(s.lease_duration, Duration::from_secs(15));
+    assert_eq!(args(&[("ARN", ARN)]).unwrap().coordination, None);
 }
 
 #[test]
@@ -105,6 +127,16 @@ fn each_bad_value_gives_one_line_naming_the_variable() {
         (&[("ARN", ARN), ("MAX_IN_FLIGHT", "0")], "MAX_IN_FLIGHT"),
         (&[("ARN", ARN), ("POLL_INTERVAL", "fast")], "POLL_INTERVAL"),
         (&[("ARN", ARN), ("K_SINK_TIMEOUT", "0")], "K_SINK_TIMEOUT"),
+        (&[("ARN", ARN), ("COORDINATION", "redis:x")], "COORDINATION"),
+        (
+            &[("ARN", ARN), ("COORDINATION", "dynamodb:a")],
+            "COORDINATION",
+        ),
+        (
+            &[("ARN", ARN), ("COORDINATION", "kubernetes")],
+            "COORDINATION=kubernetes needs NAME",
+        ),
+        (&[("ARN", ARN), ("LEASE_DURATION", "1s")], "LEASE_DURATION"),
     ];
     for (env, needle) in cases {
         let err = args(env).expect_err(needle);

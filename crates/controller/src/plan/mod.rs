@@ -11,6 +11,7 @@ mod status;
 use awsdynamodbsource_api::{AWSDynamoDBSource, AWSDynamoDBSourceStatus};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, ServiceAccount};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use kube::ResourceExt;
 
@@ -36,6 +37,7 @@ pub struct Observed {
     pub checkpoint_role: Option<Role>,
     pub checkpoint_binding: Option<RoleBinding>,
     pub deployment: Option<Deployment>,
+    pub disruption_budget: Option<PodDisruptionBudget>,
     /// The adapter's pods, listed only while its Deployment has no
     /// available replica (to say why).
     pub pods: Vec<Pod>,
@@ -53,6 +55,10 @@ pub enum Change {
     ReplaceRoleBinding(RoleBinding),
     CreateDeployment(Deployment),
     ReplaceDeployment(Deployment),
+    CreateDisruptionBudget(PodDisruptionBudget),
+    ReplaceDisruptionBudget(PodDisruptionBudget),
+    /// Back to one replica: the budget would block every drain.
+    DeleteDisruptionBudget(String),
 }
 
 /// The decisions for one source.
@@ -204,6 +210,7 @@ fn changes_toward(desired: Desired, observed: &Observed) -> Vec<Change> {
         checkpoint_role,
         checkpoint_binding,
         deployment,
+        disruption_budget,
     } = desired;
     [
         service_account_change(observed.service_account.as_ref(), service_account),
@@ -215,6 +222,7 @@ fn changes_toward(desired: Desired, observed: &Observed) -> Vec<Change> {
         role_change(observed.checkpoint_role.as_ref(), checkpoint_role),
         role_binding_change(observed.checkpoint_binding.as_ref(), checkpoint_binding),
         deployment_change(observed.deployment.as_ref(), deployment),
+        disruption_budget_change(observed.disruption_budget.as_ref(), disruption_budget),
     ]
     .into_iter()
     .flatten()
@@ -256,6 +264,22 @@ fn role_binding_change(existing: Option<&RoleBinding>, wanted: RoleBinding) -> O
             Some(Change::ReplaceRoleBinding(keep_version(existing, wanted)))
         }
         Some(_) => None,
+    }
+}
+
+/// Only the controller's own budget is replaced or deleted.
+fn disruption_budget_change(
+    existing: Option<&PodDisruptionBudget>,
+    wanted: Option<PodDisruptionBudget>,
+) -> Option<Change> {
+    match (existing, wanted) {
+        (None, Some(wanted)) => Some(Change::CreateDisruptionBudget(wanted)),
+        (Some(existing), _) if !resources::is_managed(&existing.metadata) => None,
+        (Some(existing), Some(wanted)) if existing.spec != wanted.spec => Some(
+            Change::ReplaceDisruptionBudget(keep_version(existing, wanted)),
+        ),
+        (Some(existing), None) => Some(Change::DeleteDisruptionBudget(existing.name_any())),
+        _ => None,
     }
 }
 

@@ -44,6 +44,7 @@ fn created(source: &AWSDynamoDBSource) -> Observed {
         checkpoint_role: Some(d.checkpoint_role),
         checkpoint_binding: Some(d.checkpoint_binding),
         deployment: Some(with_version(stamped(d.deployment), "7")),
+        disruption_budget: d.disruption_budget,
         pods: Vec::new(),
     }
 }
@@ -86,6 +87,9 @@ fn kinds(plan: &Plan) -> Vec<&'static str> {
             Change::ReplaceRoleBinding(_) => "replace RoleBinding",
             Change::CreateDeployment(_) => "create Deployment",
             Change::ReplaceDeployment(_) => "replace Deployment",
+            Change::CreateDisruptionBudget(_) => "create PodDisruptionBudget",
+            Change::ReplaceDisruptionBudget(_) => "replace PodDisruptionBudget",
+            Change::DeleteDisruptionBudget(_) => "delete PodDisruptionBudget",
         })
         .collect()
 }
@@ -471,4 +475,24 @@ fn a_bad_image_and_a_crashing_adapter_are_named() {
             .as_deref(),
         Some("AdapterUnavailable")
     );
+}
+
+/// The budget exists only with replicas, and only the controller's own is
+/// changed or deleted.
+#[test]
+fn a_disruption_budget_only_with_replicas_and_only_its_own() {
+    let mut source = seed();
+    source.spec.replicas = Some(2);
+    let observed = available(created(&source));
+    assert!(observed.disruption_budget.is_some());
+    assert!(kinds(&plan(&source, &observed, &settings(), NOW)).is_empty());
+
+    source.spec.replicas = Some(1);
+    let kinds_now = |observed: &Observed| kinds(&plan(&source, observed, &settings(), NOW));
+    assert!(kinds_now(&observed).contains(&"delete PodDisruptionBudget"));
+    let mut theirs = observed.clone();
+    if let Some(budget) = theirs.disruption_budget.as_mut() {
+        budget.metadata.labels = None;
+    }
+    assert!(!kinds_now(&theirs).contains(&"delete PodDisruptionBudget"));
 }

@@ -181,7 +181,19 @@ impl<'a> StreamRun<'a> {
             if let Err(e) = ctx.checkpoints.flush().await {
                 tracing::error!(error = %e, "cannot save checkpoints before releasing the leases");
             }
-            leased.keeper.end(&ctx.checkpoints.snapshot()).await;
+            // Bounded: a lease store that does not answer must not hold the
+            // process; the leases then pass on when the heartbeat expires.
+            let snapshot = ctx.checkpoints.snapshot();
+            let within = run.engine.config.shutdown_timeout;
+            if tokio::time::timeout(within, leased.keeper.end(&snapshot))
+                .await
+                .is_err()
+            {
+                tracing::warn!(
+                    ?within,
+                    "the leases could not be released in time: other replicas take them when this replica's heartbeat expires"
+                );
+            }
         }
         end
     }
@@ -330,7 +342,7 @@ impl StreamRun<'_> {
                 if self.tokens.contains_key(&shard) {
                     leased.queued.insert(shard, checkpoint);
                 } else {
-                    self.start_leased(shard, checkpoint);
+                    self.start_leased(shard, checkpoint).await;
                 }
             }
             Order::Stop { shard, lost } => {
@@ -356,7 +368,7 @@ impl StreamRun<'_> {
 
     /// Starts reading a shard whose lease was just taken, from the lease's
     /// checkpoint.
-    fn start_leased(&mut self, shard: String, checkpoint: Option<ShardPosition>) {
+    async fn start_leased(&mut self, shard: String, checkpoint: Option<ShardPosition>) {
         let start = match &checkpoint {
             Some(ShardPosition::After(seq)) => ShardStart {
                 position: IteratorPosition::AfterSequence(seq.clone()),
@@ -377,12 +389,15 @@ impl StreamRun<'_> {
             .checkpoints
             .reset(self.arn, &shard, checkpoint.clone());
         self.spawn_reader(&shard, start);
+        if let Some(leased) = &self.leased {
+            leased.keeper.resumed(&shard, checkpoint.as_ref()).await;
+        }
     }
 
     /// A start ordered while the shard's previous reader was ending.
-    fn start_queued(&mut self, id: &str) {
+    async fn start_queued(&mut self, id: &str) {
         if let Some(checkpoint) = self.leased.as_mut().and_then(|l| l.queued.remove(id)) {
-            self.start_leased(id.to_owned(), checkpoint);
+            self.start_leased(id.to_owned(), checkpoint).await;
         }
     }
 
@@ -507,7 +522,7 @@ impl StreamRun<'_> {
         if let Some(leased) = &mut self.leased {
             if leased.lost.remove(&id) {
                 self.tree.set_state(&id, ShardState::Waiting);
-                self.start_queued(&id);
+                self.start_queued(&id).await;
                 return None;
             }
             // The position goes into the lease with its release, one
@@ -520,7 +535,7 @@ impl StreamRun<'_> {
                 if let ShardEnd::Vanished(why) = &end {
                     tracing::warn!(shard = %id, %why, "shard vanished");
                 }
-                self.start_queued(&id);
+                self.start_queued(&id).await;
                 return None;
             }
             self.tree.set_state(&id, ShardState::Finished);

@@ -1,4 +1,4 @@
-//! Leases in a DynamoDB table (to be `COORDINATION=dynamodb:<table>`): one item
+//! Leases in a DynamoDB table (`COORDINATION=dynamodb:<table>`): one item
 //! per shard, keyed by stream ARN and shard id, changed only by conditional
 //! writes (KCL's lease table, with the checkpoint in the same item).
 //!
@@ -194,9 +194,17 @@ impl LeaseStore for DynamoDbLeaseStore {
                 .await
                 .map_err(|e| self.sdk_error("Query", &e))?;
             for item in out.items() {
-                leases.push(lease_of(item).ok_or_else(|| {
-                    self.error(format!("unreadable lease item in stream {stream}"))
-                })?);
+                // One bad item (written by hand?) must not stop the
+                // coordination of every other shard.
+                match lease_of(item) {
+                    Some(lease) => leases.push(lease),
+                    None => tracing::warn!(
+                        table = %self.table,
+                        stream,
+                        shard = item.get("shard").and_then(|v| v.as_s().ok()).map(String::as_str),
+                        "unreadable lease item: left alone"
+                    ),
+                }
             }
             match out.last_evaluated_key {
                 Some(last) if !last.is_empty() => start = Some(last),

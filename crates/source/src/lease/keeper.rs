@@ -19,7 +19,7 @@
 //! plus the lease time, comes before any other replica can have judged it
 //! gone. Past it no delivery starts, and the readers are stopped.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex as SyncMutex};
 use std::time::Duration;
@@ -32,6 +32,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{Lease, LeaseError, LeaseStore, Liveness, plan};
 use crate::checkpoint::{CheckpointError, CheckpointStore, Checkpoints, ShardPosition};
+use crate::health::Health;
 use crate::metrics::Metrics;
 
 /// Heartbeat leases are named this, then the replica's id: no shard id
@@ -105,6 +106,8 @@ pub struct LeaseKeeper {
     carried: Checkpoints,
     deadline: Arc<LeaseDeadline>,
     metrics: Arc<Metrics>,
+    /// Told when this replica is idle.
+    health: Arc<Health>,
     /// The held leases: locked only briefly, except by saves, which must
     /// not overlap a round's check of what is still held.
     state: Mutex<State>,
@@ -134,6 +137,15 @@ struct State {
     leaving: HashSet<String>,
     /// Held leases a save is writing now.
     writing: HashSet<String>,
+    /// Leases given up and being written: still ours in the store, not
+    /// free to take back.
+    releasing: HashSet<String>,
+    /// Held leases whose reader the engine has set to the lease's
+    /// checkpoint: only their positions are written into the lease (until
+    /// then the engine's position is an older holder's, or none).
+    resumed: HashSet<String>,
+    /// When each held lease's checkpoint was last written.
+    saved_at: HashMap<String, Instant>,
 }
 
 #[derive(Default)]
@@ -158,6 +170,7 @@ impl LeaseKeeper {
         settings: LeaseSettings,
         carried: Checkpoints,
         metrics: Arc<Metrics>,
+        health: Arc<Health>,
     ) -> Arc<Self> {
         Arc::new(LeaseKeeper {
             store,
@@ -165,6 +178,7 @@ impl LeaseKeeper {
             carried,
             deadline: Arc::new(LeaseDeadline::new()),
             metrics,
+            health,
             state: Mutex::default(),
             rounds: Mutex::default(),
             known: SyncMutex::default(),
@@ -234,6 +248,20 @@ impl LeaseKeeper {
         }
     }
 
+    /// The engine has set `shard`'s position to its lease's checkpoint (and
+    /// started its reader): from now on its position is saved into the
+    /// lease. Unless the lease was lost or taken again meanwhile.
+    pub(crate) async fn resumed(&self, shard: &str, checkpoint: Option<&ShardPosition>) {
+        let mut st = self.state.lock().await;
+        if st
+            .held
+            .get(shard)
+            .is_some_and(|l| l.checkpoint.as_ref() == checkpoint)
+        {
+            st.resumed.insert(shard.to_owned());
+        }
+    }
+
     /// Shutdown has begun: the heartbeat goes on (deliveries may take
     /// longer than a lease), but nothing more is taken or asked for.
     pub(crate) fn close(&self) {
@@ -249,17 +277,24 @@ impl LeaseKeeper {
     /// Gives up a held lease whose reader has stopped, with its last
     /// position (none: the saved one stays), in one conditional write.
     pub(crate) async fn release(&self, shard: &str, checkpoint: Option<&ShardPosition>) {
-        let held = {
+        let (held, checkpoint) = {
             let mut st = self.settled(Some(shard)).await;
             st.leaving.remove(shard);
             let held = st.held.remove(shard);
+            let checkpoint = checkpoint.filter(|_| st.resumed.remove(shard));
+            st.saved_at.remove(shard);
+            if held.is_some() {
+                st.releasing.insert(shard.to_owned());
+            }
             self.metrics.leases_held.set(st.held.len() as i64);
-            held
+            (held, checkpoint)
         };
         let Some(held) = held else {
             return;
         };
-        match self.store.release(&held, checkpoint).await {
+        let result = self.store.release(&held, checkpoint).await;
+        self.state.lock().await.releasing.remove(shard);
+        match result {
             Ok(_) => {
                 self.metrics.leases_released.inc();
                 tracing::debug!(shard, "lease released");
@@ -281,11 +316,15 @@ impl LeaseKeeper {
             return;
         };
         let held = std::mem::take(&mut st.held);
+        let resumed = std::mem::take(&mut st.resumed);
+        st.saved_at.clear();
         let count = held.len();
-        let stream = &stream;
+        let (stream, resumed) = (&stream, &resumed);
         let released = futures_util::stream::iter(held.into_values())
             .map(|lease| async move {
-                let position = checkpoints.shard(stream, &lease.shard);
+                let position = checkpoints
+                    .shard(stream, &lease.shard)
+                    .filter(|_| resumed.contains(&lease.shard));
                 self.store.release(&lease, position).await
             })
             .buffer_unordered(WRITES_AT_ONCE)
@@ -314,8 +353,13 @@ impl LeaseKeeper {
     async fn round(&self) -> Option<Instant> {
         let mut rounds = self.rounds.lock().await;
         let stream = self.state.lock().await.stream.clone()?;
+        // Past the deadline before this renewal (frozen, or renewals
+        // failing): deliveries were abandoned and other replicas may have
+        // taken any lease, so every held one is given up and taken again
+        // (a take bumps the counter, and fails if another replica has it).
+        let lapsed = rounds.heartbeat.is_some() && self.deadline.passed();
         let (_, listed) = tokio::join!(self.beat(&mut rounds, &stream), self.store.list(&stream));
-        if self.deadline.passed() {
+        if lapsed || self.deadline.passed() {
             let mut st = self.state.lock().await;
             if !st.held.is_empty() {
                 tracing::warn!(
@@ -326,6 +370,7 @@ impl LeaseKeeper {
                     st.order(Order::Stop { shard, lost: true });
                 }
                 st.leaving.clear();
+                st.resumed.clear();
                 self.metrics.leases_held.set(0);
             }
         }
@@ -379,8 +424,10 @@ impl LeaseKeeper {
             }
             // A lease in our name that we do not hold (given up when the
             // heartbeat lapsed, or a release that failed) is free to take.
+            // One being released is neither: left out until written.
             let mut view: Vec<Lease> = leases
                 .into_iter()
+                .filter(|l| !st.releasing.contains(&l.shard))
                 .map(|mut l| {
                     if l.owner.as_deref() == Some(me) && !st.held.contains_key(&l.shard) {
                         l.owner = None;
@@ -491,15 +538,20 @@ impl LeaseKeeper {
             }
             for lease in ready {
                 match self.store.create(&lease).await {
-                    Ok(true) => leases.push(lease.clone()),
+                    Ok(true) => {
+                        leases.push(lease.clone());
+                        pending.remove(&lease.shard);
+                    }
                     // Another replica created it: listed at the next round.
+                    // Its children wait for that round too, so that no
+                    // plan sees a child whose parent is not listed (as if
+                    // trimmed) and reads it first.
                     Ok(false) => {}
                     Err(e) => {
                         tracing::warn!(error = %e, "cannot create shard leases");
                         return;
                     }
                 }
-                pending.remove(&lease.shard);
             }
             missing = waiting;
         }
@@ -528,6 +580,7 @@ impl LeaseKeeper {
         for shard in lost {
             st.held.remove(&shard);
             st.leaving.remove(&shard);
+            st.resumed.remove(&shard);
             st.order(Order::Stop { shard, lost: true });
         }
         self.metrics.leases_held.set(st.held.len() as i64);
@@ -559,6 +612,7 @@ impl LeaseKeeper {
                     if seen.owner.as_deref().is_some_and(|o| o != me) {
                         self.metrics.leases_taken_over.inc();
                     }
+                    st.resumed.remove(&lease.shard);
                     st.order(Order::Start {
                         shard: lease.shard.clone(),
                         checkpoint: lease.checkpoint.clone(),
@@ -580,6 +634,7 @@ impl LeaseKeeper {
             tracing::info!(taken = took, held = st.held.len(), "shard leases taken");
         }
         let idle = st.held.is_empty();
+        self.health.set_idle(idle);
         if idle != self.idle.swap(idle, Relaxed) && idle {
             tracing::info!(
                 "idle: this replica holds no shard lease (the others read every shard); it takes some when a replica leaves or shards are added"
@@ -598,13 +653,22 @@ impl LeaseKeeper {
             else {
                 return Ok(());
             };
+            let spacing = self.store.checkpoint_interval();
+            let due = |shard: &str, p: &ShardPosition| {
+                *p == ShardPosition::Finished
+                    || st
+                        .saved_at
+                        .get(shard)
+                        .is_none_or(|at| at.elapsed() >= spacing)
+            };
             let moved: Vec<(Lease, ShardPosition)> = st
                 .held
                 .values()
-                .filter(|l| !st.writing.contains(&l.shard))
+                .filter(|l| !st.writing.contains(&l.shard) && st.resumed.contains(&l.shard))
                 .filter_map(|l| {
                     let p = positions.shards.get(&l.shard)?;
-                    (l.checkpoint.as_ref() != Some(p)).then(|| (l.clone(), p.clone()))
+                    (l.checkpoint.as_ref() != Some(p) && due(&l.shard, p))
+                        .then(|| (l.clone(), p.clone()))
                 })
                 .collect();
             st.writing
@@ -631,11 +695,13 @@ impl LeaseKeeper {
                     if let Some(held) = st.held.get_mut(&shard) {
                         *held = lease;
                     }
+                    st.saved_at.insert(shard, Instant::now());
                 }
                 Err(LeaseError::Changed { .. }) => {
                     if st.held.remove(&shard).is_some() {
                         tracing::warn!(shard, "lease taken by another replica: stopped reading");
                         st.leaving.remove(&shard);
+                        st.resumed.remove(&shard);
                         st.order(Order::Stop { shard, lost: true });
                     }
                 }

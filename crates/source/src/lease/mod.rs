@@ -15,11 +15,14 @@
 //!   them;
 //! - `dynamodb`: leases in a DynamoDB table, one item per shard
 //!   (`COORDINATION=dynamodb:<table>`);
+//! - `contract`: what every store must do, as checks each store's tests
+//!   run (the Kubernetes store lives in the `checkpoint-kube` crate);
 //! - `keeper`: this replica's heartbeat, takes and hand-overs, and the
 //!   checkpoints written into its leases; it tells the engine which shards
 //!   to read.
 
 mod balance;
+pub mod contract;
 mod dynamodb;
 mod keeper;
 
@@ -112,4 +115,13 @@ pub trait LeaseStore: Send + Sync + 'static {
 
     /// Where, for logs (`dynamodb:<table>`).
     fn location(&self) -> String;
+
+    /// The least time between two checkpoint writes into one held lease
+    /// (a shard's end and hand-overs are written at once). Zero: whenever
+    /// the engine saves (once a second). A store whose writes are dear
+    /// (an API server) spaces them out, at the price of more events sent
+    /// again after a crash.
+    fn checkpoint_interval(&self) -> std::time::Duration {
+        std::time::Duration::ZERO
+    }
 }

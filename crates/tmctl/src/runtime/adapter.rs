@@ -41,6 +41,11 @@ pub fn adapter_env(
     endpoint: Option<&str>,
 ) -> Result<Vec<(String, String)>> {
     let name = source.metadata.name.clone().unwrap_or_default();
+    if source.spec.replicas() > 1 {
+        bail!(
+            "source {name}: tmctl runs one adapter per source: replicas above 1 share the stream through Kubernetes Leases (or adapters started with COORDINATION=dynamodb:<table>)"
+        );
+    }
     let resolve = |value: EnvValue| -> Result<String> {
         match value {
             EnvValue::Literal(v) => Ok(v),
