@@ -186,6 +186,13 @@ impl Setup<'_> {
         running.push(self.spawn(&lease_table)?);
         self.await_balanced(&running).await?;
         let handoff = handed.elapsed().as_secs_f64();
+        if std::env::var("BENCH_DEBUG").is_ok() {
+            eprintln!("LEAVING:\n{}", leaving.process.stderr_lines().join("\n"));
+            eprintln!(
+                "NEW:\n{}",
+                running.last().unwrap().process.stderr_lines().join("\n")
+            );
+        }
         tokio::time::sleep(AFTER_FAULT).await;
         self.finish_writing(writer, stop).await?;
         let handoffs = if replicas == 1 { 1 } else { 2 };

@@ -30,7 +30,7 @@ use kube::Client;
 use kube::api::{Api, ListParams, PostParams};
 
 const PREFIX: &str = "awsdynamodbsource.triggermesh.io/";
-const SOURCE_LABEL: &str = "awsdynamodbsource.triggermesh.io/source";
+const SOURCE_LABEL: &str = awsdynamodbsource_vars::LEASE_SOURCE_LABEL;
 const STREAM_LABEL: &str = "awsdynamodbsource.triggermesh.io/stream";
 /// Conflicts in a row before a write gives up (another writer each time).
 const ATTEMPTS: usize = 5;

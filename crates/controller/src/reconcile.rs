@@ -3,15 +3,17 @@
 //! Owns the calls to the API server for one source, in a fixed order (the
 //! mocked-API tests assert it): the sink object, the service account, the
 //! checkpoint ConfigMap, Role and RoleBinding, the Deployment, its
-//! PodDisruptionBudget; then the
+//! PodDisruptionBudget, whether its adapters made Leases; then the
 //! changes, the status, and an event per change. It never decides anything:
 //! that is [`crate::plan`].
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use awsdynamodbsource_api::vars::LEASE_SOURCE_LABEL;
 use awsdynamodbsource_api::{AWSDynamoDBSource, AWSDynamoDBSourceStatus, Destination};
 use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, ServiceAccount};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
@@ -129,6 +131,19 @@ pub async fn observe(client: &Client, source: &AWSDynamoDBSource) -> Result<Obse
         &resources::deployment_name(source),
     )
     .await?;
+    // Whether the adapters ever shared the stream through Leases: then they
+    // go on doing so even at one replica (the ConfigMap is not written
+    // meanwhile).
+    let leases_exist = !Api::<Lease>::namespaced(client.clone(), &ns)
+        .list_metadata(
+            &ListParams::default()
+                .labels(&format!("{LEASE_SOURCE_LABEL}={}", source.name_any()))
+                .limit(1),
+        )
+        .await
+        .map_err(kube_err("list the adapter's Leases"))?
+        .items
+        .is_empty();
     let unavailable = deployment.as_ref().is_some_and(|d| {
         d.status
             .as_ref()
@@ -159,6 +174,7 @@ pub async fn observe(client: &Client, source: &AWSDynamoDBSource) -> Result<Obse
         checkpoint_binding,
         deployment,
         disruption_budget,
+        leases_exist,
         pods,
     })
 }

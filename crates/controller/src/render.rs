@@ -52,7 +52,8 @@ pub fn render(
         sink: sink_uri.to_owned(),
         dead_letter,
     };
-    let d = desired(&source, &targets, settings);
+    // Offline, Leases cannot be seen: only `replicas` turns them on.
+    let d = desired(&source, &targets, settings, false);
     let mut docs = vec![
         serde_json::to_value(&d.service_account)?,
         serde_json::to_value(&d.checkpoints)?,

@@ -178,8 +178,15 @@ impl Targets {
     }
 }
 
+/// Whether the adapters share the stream through Leases: with more than
+/// one replica, and also once they did (`leases_exist`): scaled back to
+/// one, the ConfigMap's checkpoints are as old as the move to Leases.
+pub fn uses_leases(source: &AWSDynamoDBSource, leases_exist: bool) -> bool {
+    source.spec.replicas() > 1 || leases_exist
+}
+
 /// The adapter's environment (contract section 1, plus its own options).
-pub fn adapter_env(source: &AWSDynamoDBSource, targets: &Targets) -> Vec<EnvVar> {
+pub fn adapter_env(source: &AWSDynamoDBSource, targets: &Targets, leases: bool) -> Vec<EnvVar> {
     let spec = &source.spec;
     let mut vars = vec![
         env(var::K_SINK, targets.sink.as_str()),
@@ -198,7 +205,7 @@ pub fn adapter_env(source: &AWSDynamoDBSource, targets: &Targets) -> Vec<EnvVar>
     // Replicas share the shards through Leases; the ConfigMap's
     // checkpoints are then read once, for where shards without a Lease yet
     // begin (a source scaled up resumes where it was).
-    if spec.replicas() > 1 {
+    if leases {
         vars.push(env(var::COORDINATION, "kubernetes"));
     }
     for (name, value) in spec_env(spec) {
@@ -244,15 +251,16 @@ pub fn service_account(source: &AWSDynamoDBSource) -> ServiceAccount {
     }
 }
 
-/// The adapter's Deployment. One replica: `Recreate`, so that a rollout
-/// never runs two adapters on one set of checkpoints. More: they share the
-/// stream through Leases, so a rolling update starts one new pod (which
-/// takes its share of the shards, handed over with no duplicate) before it
-/// stops an old one (which hands its shards over on SIGTERM).
+/// The adapter's Deployment. Without Leases: `Recreate`, so that a rollout
+/// never runs two adapters on one set of checkpoints. With Leases, adapters
+/// share the stream, so a rolling update starts one new pod (which takes
+/// its share of the shards, handed over with no duplicate) before it stops
+/// an old one (which hands its shards over on SIGTERM).
 pub fn deployment(
     source: &AWSDynamoDBSource,
     targets: &Targets,
     settings: &AdapterSettings,
+    leases: bool,
 ) -> Deployment {
     let overrides = source.spec.adapter_overrides.clone().unwrap_or_default();
     let mut pod_labels = labels(source);
@@ -260,7 +268,7 @@ pub fn deployment(
     let container = Container {
         name: "adapter".to_owned(),
         image: Some(settings.image.clone()),
-        env: Some(adapter_env(source, targets)),
+        env: Some(adapter_env(source, targets, leases)),
         ports: Some(vec![
             ContainerPort {
                 name: Some("metrics".to_owned()),
@@ -300,7 +308,7 @@ pub fn deployment(
         metadata,
         spec: Some(DeploymentSpec {
             replicas: Some(source.spec.replicas() as i32),
-            strategy: Some(if source.spec.replicas() > 1 {
+            strategy: Some(if leases {
                 DeploymentStrategy {
                     type_: Some("RollingUpdate".to_owned()),
                     rolling_update: Some(RollingUpdateDeployment {
@@ -349,10 +357,10 @@ pub fn checkpoints(source: &AWSDynamoDBSource) -> ConfigMap {
 }
 
 /// Exactly what the adapter needs: read and write its own ConfigMap; with
-/// replicas, also list, read, create and update Leases in the namespace
+/// Leases, also list, read, create and update Leases in the namespace
 /// (their names are not known in advance: one per shard, so RBAC cannot
 /// name them; the adapter never deletes one).
-pub fn checkpoint_role(source: &AWSDynamoDBSource) -> Role {
+pub fn checkpoint_role(source: &AWSDynamoDBSource, leases: bool) -> Role {
     let verbs = |v: &[&str]| v.iter().map(|v| (*v).to_owned()).collect();
     let mut rules = vec![PolicyRule {
         api_groups: Some(vec![String::new()]),
@@ -361,7 +369,7 @@ pub fn checkpoint_role(source: &AWSDynamoDBSource) -> Role {
         verbs: verbs(&["get", "update", "patch"]),
         non_resource_urls: None,
     }];
-    if source.spec.replicas() > 1 {
+    if leases {
         rules.push(PolicyRule {
             api_groups: Some(vec!["coordination.k8s.io".to_owned()]),
             resources: Some(vec!["leases".to_owned()]),
@@ -411,18 +419,20 @@ pub fn checkpoint_binding(source: &AWSDynamoDBSource) -> RoleBinding {
     }
 }
 
-/// All of it.
+/// All of it. `leases_exist`: the source's adapters have made Leases.
 pub fn desired(
     source: &AWSDynamoDBSource,
     targets: &Targets,
     settings: &AdapterSettings,
+    leases_exist: bool,
 ) -> Desired {
+    let leases = uses_leases(source, leases_exist);
     Desired {
         service_account: service_account(source),
         checkpoints: checkpoints(source),
-        checkpoint_role: checkpoint_role(source),
+        checkpoint_role: checkpoint_role(source, leases),
         checkpoint_binding: checkpoint_binding(source),
-        deployment: deployment(source, targets, settings),
+        deployment: deployment(source, targets, settings, leases),
         disruption_budget: disruption_budget(source),
     }
 }

@@ -38,6 +38,8 @@ pub struct Observed {
     pub checkpoint_binding: Option<RoleBinding>,
     pub deployment: Option<Deployment>,
     pub disruption_budget: Option<PodDisruptionBudget>,
+    /// The source's adapters have made shard Leases (it had replicas).
+    pub leases_exist: bool,
     /// The adapter's pods, listed only while its Deployment has no
     /// available replica (to say why).
     pub pods: Vec<Pod>,
@@ -155,7 +157,10 @@ pub fn plan(
     // created until the status has said why.
     let (changes, unmanaged_service_account) = match &resolved {
         Ok(targets) => (
-            changes_toward(resources::desired(source, targets, settings), observed),
+            changes_toward(
+                resources::desired(source, targets, settings, observed.leases_exist),
+                observed,
+            ),
             is_unmanaged(observed.service_account.as_ref()),
         ),
         Err(_) => (Vec::new(), false),

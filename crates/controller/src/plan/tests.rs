@@ -35,7 +35,7 @@ fn broker() -> Option<serde_json::Value> {
 
 /// What exists after `plan`'s creations were carried out.
 fn created(source: &AWSDynamoDBSource) -> Observed {
-    let d = resources::desired(source, &Targets::sink(SINK), &settings());
+    let d = resources::desired(source, &Targets::sink(SINK), &settings(), false);
     Observed {
         sink_object: broker(),
         dead_letter_object: None,
@@ -45,6 +45,7 @@ fn created(source: &AWSDynamoDBSource) -> Observed {
         checkpoint_binding: Some(d.checkpoint_binding),
         deployment: Some(with_version(stamped(d.deployment), "7")),
         disruption_budget: d.disruption_budget,
+        leases_exist: false,
         pods: Vec::new(),
     }
 }

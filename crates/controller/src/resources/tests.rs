@@ -52,7 +52,7 @@ fn adapter_overrides_reach_the_pod() {
         ..AdapterOverrides::default()
     });
     source.spec.max_in_flight = Some(32);
-    let d = deployment(&source, &Targets::sink("http://sink/"), &settings());
+    let d = deployment(&source, &Targets::sink("http://sink/"), &settings(), false);
     let env = container(&d).env.clone().unwrap();
     assert_eq!(value(&env, "MAX_IN_FLIGHT"), Some("8"), "the override wins");
     assert_eq!(env.iter().filter(|v| v.name == "MAX_IN_FLIGHT").count(), 1);
@@ -92,11 +92,11 @@ fn the_adapters_own_options_map_to_its_environment() {
         max_in_flight: Some(16),
         ..source.spec
     };
-    let env = adapter_env(&source, &Targets::sink("http://sink/"));
+    let env = adapter_env(&source, &Targets::sink("http://sink/"), false);
     assert_eq!(value(&env, "STARTING_POSITION"), Some("TRIM_HORIZON"));
     assert_eq!(value(&env, "POLL_INTERVAL"), Some("1s"));
     assert_eq!(value(&env, "MAX_IN_FLIGHT"), Some("16"));
-    let plain = adapter_env(&seed(), &Targets::sink("http://sink/"));
+    let plain = adapter_env(&seed(), &Targets::sink("http://sink/"), false);
     assert!(value(&plain, "STARTING_POSITION").is_none());
 }
 
@@ -104,14 +104,14 @@ fn the_adapters_own_options_map_to_its_environment() {
 fn owners_only_with_a_uid_and_the_shared_account_is_not_controlled() {
     let mut source = seed();
     assert!(
-        deployment(&source, &Targets::sink("http://s/"), &settings())
+        deployment(&source, &Targets::sink("http://s/"), &settings(), false)
             .metadata
             .owner_references
             .is_none()
     );
     source.metadata.uid = Some("u-1".into());
     source.metadata.namespace = Some("apps".into());
-    let d = desired(&source, &Targets::sink("http://s/"), &settings());
+    let d = desired(&source, &Targets::sink("http://s/"), &settings(), false);
     let owners = d.deployment.metadata.owner_references.unwrap();
     assert_eq!(
         (owners[0].uid.as_str(), owners[0].controller),

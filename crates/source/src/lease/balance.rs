@@ -8,8 +8,9 @@
 //!   when each counter was first seen, and a counter unchanged for a lease
 //!   period means its holder is gone (KCL's rule; no clocks are compared).
 //! - The **live replicas** are the holders of alive leases, the replicas
-//!   whose own heartbeat is alive (one that holds nothing must be seen too),
-//!   and this one. Each should hold the readable leases divided among
+//!   whose own heartbeat has been seen to move (one that holds nothing must
+//!   be counted too; one not seen moving yet may have died before this one
+//!   started), and this one. Each should hold the readable leases divided among
 //!   them, ± 1.
 //! - This replica **takes** free and dead readable leases up to its share;
 //!   still short of it, it **asks** the holders above their share for the
@@ -40,7 +41,9 @@ pub struct Plan {
 /// dead ones.
 #[derive(Debug, Default)]
 pub struct Liveness {
-    seen: HashMap<String, (u64, Instant)>,
+    /// By shard: the counter, when it was first seen, and whether it has
+    /// been seen to change at all.
+    seen: HashMap<String, (u64, Instant, bool)>,
 }
 
 impl Liveness {
@@ -52,9 +55,9 @@ impl Liveness {
             let entry = self
                 .seen
                 .entry(lease.shard.clone())
-                .or_insert((lease.counter, now));
+                .or_insert((lease.counter, now, false));
             if entry.0 != lease.counter {
-                *entry = (lease.counter, now);
+                *entry = (lease.counter, now, true);
             }
         }
     }
@@ -63,7 +66,16 @@ impl Liveness {
     pub fn expires(&self, lease: &Lease, period: Duration) -> Option<Instant> {
         self.seen
             .get(&lease.shard)
-            .map(|(_, since)| *since + period)
+            .map(|(_, since, _)| *since + period)
+    }
+
+    /// Whether the lease's counter has been seen to change: its holder is
+    /// known to run, not only not yet known to be gone (a replica that
+    /// died before this one started looks alive for a lease period).
+    pub fn moved(&self, lease: &Lease) -> bool {
+        self.seen
+            .get(&lease.shard)
+            .is_some_and(|(_, _, moved)| *moved)
     }
 
     /// Whether the lease's holder has renewed it within `period`.
@@ -72,13 +84,18 @@ impl Liveness {
             && self
                 .seen
                 .get(&lease.shard)
-                .is_none_or(|(counter, since)| *counter != lease.counter || now - *since < period)
+                .is_none_or(|(counter, since, _)| {
+                    *counter != lease.counter || now - *since < period
+                })
     }
 }
 
 /// The plan of replica `me` for a stream's `leases`; `alive` tells whether
-/// a held lease's holder is alive, `replicas` are the replicas known alive
-/// from their heartbeats.
+/// a held lease's holder is alive, `replicas` are the other replicas the
+/// shares are counted over (besides the holders of alive leases): those
+/// whose heartbeat has been seen to move. A heartbeat not seen moving yet
+/// may be a dead replica's: counting it would leave free leases unread for
+/// a lease period; a new replica is counted from its first renewal.
 pub fn plan(me: &str, leases: &[Lease], alive: impl Fn(&Lease) -> bool, replicas: &[&str]) -> Plan {
     let readable = readable(leases);
     let mut load: HashMap<&str, usize> = replicas.iter().map(|r| (*r, 0)).collect();
@@ -346,9 +363,14 @@ mod tests {
         let mut liveness = Liveness::default();
         let mut l = lease("x", Some("a"));
         liveness.observe(std::slice::from_ref(&l), Instant::now());
+        assert!(
+            !liveness.moved(&l),
+            "not seen to move: maybe a replica that died before"
+        );
         tokio::time::advance(Duration::from_secs(6)).await;
         l.counter += 1;
         liveness.observe(std::slice::from_ref(&l), Instant::now());
+        assert!(liveness.moved(&l), "known to run");
         tokio::time::advance(Duration::from_secs(9)).await;
         assert!(
             liveness.alive(&l, period, Instant::now()),

@@ -413,7 +413,12 @@ impl LeaseKeeper {
             let soon = now + lease_time / 12;
             next_expiry = Some(next_expiry.map_or(soon, |e| e.min(soon)));
         }
-        let replicas: Vec<&str> = others.iter().filter_map(|b| b.owner.as_deref()).collect();
+        let alive_owners: Vec<&str> = others.iter().filter_map(|b| b.owner.as_deref()).collect();
+        let counted: Vec<&str> = others
+            .iter()
+            .filter(|b| rounds.liveness.moved(b))
+            .filter_map(|b| b.owner.as_deref())
+            .collect();
         let plan = {
             let mut st = self.state.lock().await;
             self.notice_lost(&mut st, &leases);
@@ -440,8 +445,12 @@ impl LeaseKeeper {
             let plan = plan(
                 me,
                 &view,
-                |l| l.owner.as_deref().is_some_and(|o| replicas.contains(&o)),
-                &replicas,
+                |l| {
+                    l.owner
+                        .as_deref()
+                        .is_some_and(|o| alive_owners.contains(&o))
+                },
+                &counted,
             );
             let mut handing = 0;
             for shard in &plan.hand_over {
