@@ -280,12 +280,30 @@ fn disruption_budget_change(
     match (existing, wanted) {
         (None, Some(wanted)) => Some(Change::CreateDisruptionBudget(wanted)),
         (Some(existing), _) if !resources::is_managed(&existing.metadata) => None,
-        (Some(existing), Some(wanted)) if existing.spec != wanted.spec => Some(
-            Change::ReplaceDisruptionBudget(keep_version(existing, wanted)),
-        ),
+        (Some(existing), Some(wanted)) if budget_fields(existing) != budget_fields(&wanted) => {
+            Some(Change::ReplaceDisruptionBudget(keep_version(
+                existing, wanted,
+            )))
+        }
         (Some(existing), None) => Some(Change::DeleteDisruptionBudget(existing.name_any())),
         _ => None,
     }
+}
+
+/// What the controller sets in a budget: compared alone, since the API
+/// server may fill in the rest.
+fn budget_fields(
+    budget: &PodDisruptionBudget,
+) -> (
+    Option<&k8s_openapi::apimachinery::pkg::util::intstr::IntOrString>,
+    Option<&std::collections::BTreeMap<String, String>>,
+) {
+    let spec = budget.spec.as_ref();
+    (
+        spec.and_then(|s| s.max_unavailable.as_ref()),
+        spec.and_then(|s| s.selector.as_ref())
+            .and_then(|s| s.match_labels.as_ref()),
+    )
 }
 
 /// Compared by [`SPEC_HASH`], not field by field (see there).

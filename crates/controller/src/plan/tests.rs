@@ -484,7 +484,15 @@ fn a_bad_image_and_a_crashing_adapter_are_named() {
 fn a_disruption_budget_only_with_replicas_and_only_its_own() {
     let mut source = seed();
     source.spec.replicas = Some(2);
-    let observed = available(created(&source));
+    let mut observed = available(created(&source));
+    // As the API server returns it, with a default filled in.
+    if let Some(spec) = observed
+        .disruption_budget
+        .as_mut()
+        .and_then(|b| b.spec.as_mut())
+    {
+        spec.unhealthy_pod_eviction_policy = Some("IfHealthyBudget".into());
+    }
     assert!(observed.disruption_budget.is_some());
     assert!(kinds(&plan(&source, &observed, &settings(), NOW)).is_empty());
 
