@@ -204,9 +204,17 @@ async fn lease_store(
     match coordination {
         Coordination::DynamoDb(table) => aws::lease_store(s, table).await,
         Coordination::Kubernetes => {
-            let client = kube::Client::try_default().await.map_err(|e| {
+            let unreachable = |e: &dyn std::fmt::Display| {
                 format!("{COORDINATION}=kubernetes: no Kubernetes API reachable: {e}")
-            })?;
+            };
+            let mut config = kube::Config::infer().await.map_err(|e| unreachable(&e))?;
+            // A call must end well within a renewal period (a third of the
+            // lease), or one hung request costs this replica its leases.
+            let bound = (s.lease_duration / 4).max(std::time::Duration::from_millis(500));
+            config.connect_timeout = Some(bound);
+            config.read_timeout = Some(bound);
+            config.write_timeout = Some(bound);
+            let client = kube::Client::try_from(config).map_err(|e| unreachable(&e))?;
             let namespace = s
                 .namespace
                 .clone()

@@ -91,10 +91,12 @@ impl KubeLeaseStore {
 
     fn remember(&self, object: &LeaseObject) {
         if let Some(name) = &object.metadata.name {
+            let mut kept = object.clone();
+            kept.metadata.managed_fields = None;
             self.seen
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .insert(name.clone(), object.clone());
+                .insert(name.clone(), kept);
         }
     }
 
@@ -125,14 +127,16 @@ impl KubeLeaseStore {
         }
     }
 
-    /// One conditional write: `change` is applied when the object still
-    /// has `lease`'s holder and counter, at the version that showed it.
+    /// One conditional write: `change` is applied when `condition` holds
+    /// for the lease as the object has it, at the version that showed it.
+    /// The conditions are the DynamoDB store's: a take, on the counter as
+    /// seen; a request, on the holder; the holder's writes, on both.
     async fn update(
         &self,
         lease: &Lease,
+        condition: impl Fn(&Lease) -> bool,
         change: impl Fn(&mut Lease),
     ) -> Result<Lease, LeaseError> {
-        let condition = |now: &Lease| now.owner == lease.owner && now.counter == lease.counter;
         let changed = || LeaseError::Changed {
             shard: lease.shard.clone(),
         };
@@ -212,6 +216,12 @@ impl KubeLeaseStore {
     }
 }
 
+/// The condition of the holder's own writes: still the holder, at the
+/// counter it last wrote.
+fn holder_and_counter(held: &Lease) -> impl Fn(&Lease) -> bool + '_ {
+    |now| now.owner == held.owner && now.counter == held.counter
+}
+
 /// A stable 8-hex-digit hash of a stream ARN (FNV-1a): a label value,
 /// where the ARN itself is too long and holds `:` and `/`.
 fn stream_hash(stream: &str) -> String {
@@ -259,6 +269,9 @@ impl LeaseStore for KubeLeaseStore {
             .list(&ListParams::default().labels(&selector))
             .await
             .map_err(|e| self.error(e))?;
+        // The cache holds what the last list showed (and what was written
+        // since): Leases that are gone leave it.
+        self.seen.lock().unwrap_or_else(|e| e.into_inner()).clear();
         let mut leases = Vec::new();
         for object in objects.items {
             self.remember(&object);
@@ -288,7 +301,8 @@ impl LeaseStore for KubeLeaseStore {
     }
 
     async fn take(&self, seen: &Lease, owner: &str) -> Result<Lease, LeaseError> {
-        self.update(seen, |lease| {
+        let same_counter = |now: &Lease| now.counter == seen.counter;
+        self.update(seen, same_counter, |lease| {
             lease.owner = Some(owner.to_owned());
             lease.counter += 1;
             lease.wanted_by = None;
@@ -301,7 +315,7 @@ impl LeaseStore for KubeLeaseStore {
         held: &Lease,
         checkpoint: Option<&ShardPosition>,
     ) -> Result<Lease, LeaseError> {
-        self.update(held, |lease| {
+        self.update(held, holder_and_counter(held), |lease| {
             lease.counter += 1;
             lease.checkpoint = checkpoint.or(lease.checkpoint.as_ref()).cloned();
         })
@@ -309,8 +323,11 @@ impl LeaseStore for KubeLeaseStore {
     }
 
     async fn want(&self, seen: &Lease, owner: &str) -> Result<Lease, LeaseError> {
-        self.update(seen, |lease| lease.wanted_by = Some(owner.to_owned()))
-            .await
+        let same_holder = |now: &Lease| now.owner.is_some() && now.owner == seen.owner;
+        self.update(seen, same_holder, |lease| {
+            lease.wanted_by = Some(owner.to_owned())
+        })
+        .await
     }
 
     async fn release(
@@ -318,7 +335,7 @@ impl LeaseStore for KubeLeaseStore {
         held: &Lease,
         checkpoint: Option<&ShardPosition>,
     ) -> Result<Lease, LeaseError> {
-        self.update(held, |lease| {
+        self.update(held, holder_and_counter(held), |lease| {
             lease.owner = None;
             lease.wanted_by = None;
             lease.counter += 1;

@@ -192,6 +192,12 @@ async fn a_wanted_lease_is_handed_over_at_its_checkpoint() {
     assert!(*server.conflicts.lock().unwrap() >= 1);
 }
 
+#[tokio::test]
+async fn each_write_has_its_condition() {
+    let (_, a, b) = replicas();
+    lease_contract::each_write_has_its_condition(&a, &b, STREAM).await;
+}
+
 /// What `kubectl get leases` shows, and what a write keeps: the holder in
 /// the spec, the checkpoint in the same object, the labels that list it.
 #[tokio::test]

@@ -252,16 +252,20 @@ pub fn service_account(source: &AWSDynamoDBSource) -> ServiceAccount {
 }
 
 /// The adapter's Deployment. Without Leases: `Recreate`, so that a rollout
-/// never runs two adapters on one set of checkpoints. With Leases, adapters
-/// share the stream, so a rolling update starts one new pod (which takes
-/// its share of the shards, handed over with no duplicate) before it stops
-/// an old one (which hands its shards over on SIGTERM).
+/// never runs two adapters on one set of checkpoints. Once the adapters run
+/// with Leases (`leases_exist`), they share the stream, so a rolling update
+/// starts one new pod (which takes its share of the shards, handed over
+/// with no duplicate) before it stops an old one (which hands its shards
+/// over on SIGTERM). The first move to Leases recreates: an old pod
+/// without them must not read beside the new ones. (A change of strategy
+/// alone restarts no pod.)
 pub fn deployment(
     source: &AWSDynamoDBSource,
     targets: &Targets,
     settings: &AdapterSettings,
-    leases: bool,
+    leases_exist: bool,
 ) -> Deployment {
+    let leases = uses_leases(source, leases_exist);
     let overrides = source.spec.adapter_overrides.clone().unwrap_or_default();
     let mut pod_labels = labels(source);
     pod_labels.extend(overrides.labels.clone().unwrap_or_default());
@@ -308,7 +312,7 @@ pub fn deployment(
         metadata,
         spec: Some(DeploymentSpec {
             replicas: Some(source.spec.replicas() as i32),
-            strategy: Some(if leases {
+            strategy: Some(if leases_exist {
                 DeploymentStrategy {
                     type_: Some("RollingUpdate".to_owned()),
                     rolling_update: Some(RollingUpdateDeployment {
@@ -432,7 +436,7 @@ pub fn desired(
         checkpoints: checkpoints(source),
         checkpoint_role: checkpoint_role(source, leases),
         checkpoint_binding: checkpoint_binding(source),
-        deployment: deployment(source, targets, settings, leases),
+        deployment: deployment(source, targets, settings, leases_exist),
         disruption_budget: disruption_budget(source),
     }
 }

@@ -627,9 +627,10 @@ async fn a_forbidden_role_is_reported_as_rbac_not_bound() {
 }
 
 /// `replicas: 3`: three pods that share the shards through Leases
-/// (COORDINATION=kubernetes, the Role grants Leases), a rolling update that
-/// adds one before it stops one, and a budget of one pod down at a time.
-/// Back to one replica: the budget goes, and the Deployment recreates.
+/// (COORDINATION=kubernetes, the Role grants Leases) and a budget of one pod
+/// down at a time; the move to Leases recreates. Once Leases exist, updates
+/// roll (one added before one stops), and back at one replica the Leases
+/// stay on and the budget goes.
 #[tokio::test]
 async fn replicas_share_the_stream_through_leases_with_a_disruption_budget() {
     let mut source = seed();
@@ -663,10 +664,9 @@ async fn replicas_share_the_stream_through_leases_with_a_disruption_budget() {
     assert_eq!(leases["resources"], json!(["leases"]));
     assert_eq!(leases["verbs"], json!(["get", "list", "create", "update"]));
     assert_eq!(deployment["spec"]["replicas"], 3);
-    assert_eq!(deployment["spec"]["strategy"]["type"], "RollingUpdate");
     assert_eq!(
-        deployment["spec"]["strategy"]["rollingUpdate"],
-        json!({"maxSurge": 1, "maxUnavailable": 0})
+        deployment["spec"]["strategy"]["type"], "Recreate",
+        "no Leases yet: an old pod without them must not read beside the new ones"
     );
     let env = deployment["spec"]["template"]["spec"]["containers"][0]["env"]
         .as_array()
@@ -713,6 +713,10 @@ async fn replicas_share_the_stream_through_leases_with_a_disruption_budget() {
     .await;
     assert_eq!(deployment["spec"]["replicas"], 1);
     assert_eq!(deployment["spec"]["strategy"]["type"], "RollingUpdate");
+    assert_eq!(
+        deployment["spec"]["strategy"]["rollingUpdate"],
+        json!({"maxSurge": 1, "maxUnavailable": 0})
+    );
     let env = &deployment["spec"]["template"]["spec"]["containers"][0]["env"];
     assert!(
         env.as_array()

@@ -63,3 +63,9 @@ async fn a_wanted_lease_is_handed_over_at_its_checkpoint() {
     let (a, b) = stores().await;
     lease_contract::wanted_lease_handed_over(&a, &b, STREAM).await;
 }
+
+#[tokio::test]
+async fn each_write_has_its_condition() {
+    let (a, b) = stores().await;
+    lease_contract::each_write_has_its_condition(&a, &b, STREAM).await;
+}

@@ -113,3 +113,35 @@ pub async fn wanted_lease_handed_over(a: &dyn LeaseStore, b: &dyn LeaseStore, st
         "a request on a stale view fails"
     );
 }
+
+/// Each write's own condition: a request needs only the same holder (its
+/// checkpoint saves go on meanwhile); a take needs only the counter as
+/// seen, so that a replica can take back a lease still in its name that it
+/// gave up (a lapse, a failed release).
+pub async fn each_write_has_its_condition(a: &dyn LeaseStore, b: &dyn LeaseStore, stream: &str) {
+    let free = Lease::new(stream, "shard-1", vec![]);
+    a.create(&free).await.unwrap();
+    let held_a = a.take(&free, "a").await.unwrap();
+    let seen_by_b = b.list(stream).await.unwrap().remove(0);
+    let held_a = a.renew(&held_a, Some(&after(5))).await.unwrap();
+    let wanted = b.want(&seen_by_b, "b").await.unwrap();
+    assert_eq!(wanted.wanted_by.as_deref(), Some("b"));
+    assert_eq!(wanted.counter, held_a.counter, "a request moves no counter");
+
+    // A gave it up in its own mind; the lease still names A.
+    let as_free = Lease {
+        owner: None,
+        ..held_a.clone()
+    };
+    let again = a.take(&as_free, "a").await.unwrap();
+    assert_eq!(
+        (again.owner.as_deref(), again.counter),
+        (Some("a"), held_a.counter + 1)
+    );
+    assert_eq!(again.checkpoint, Some(after(5)), "its position stays");
+    assert_eq!(
+        b.take(&as_free, "b").await,
+        changed("shard-1"),
+        "the counter moved"
+    );
+}

@@ -371,6 +371,7 @@ impl LeaseKeeper {
                 }
                 st.leaving.clear();
                 st.resumed.clear();
+                st.saved_at.clear();
                 self.metrics.leases_held.set(0);
             }
         }
@@ -590,6 +591,7 @@ impl LeaseKeeper {
             st.held.remove(&shard);
             st.leaving.remove(&shard);
             st.resumed.remove(&shard);
+            st.saved_at.remove(&shard);
             st.order(Order::Stop { shard, lost: true });
         }
         self.metrics.leases_held.set(st.held.len() as i64);
@@ -676,8 +678,10 @@ impl LeaseKeeper {
                 .filter(|l| !st.writing.contains(&l.shard) && st.resumed.contains(&l.shard))
                 .filter_map(|l| {
                     let p = positions.shards.get(&l.shard)?;
-                    (l.checkpoint.as_ref() != Some(p) && due(&l.shard, p))
-                        .then(|| (l.clone(), p.clone()))
+                    (l.checkpoint.as_ref() != Some(p)
+                        && due(&l.shard, p)
+                        && !behind(p, l.checkpoint.as_ref()))
+                    .then(|| (l.clone(), p.clone()))
                 })
                 .collect();
             st.writing
@@ -711,6 +715,7 @@ impl LeaseKeeper {
                         tracing::warn!(shard, "lease taken by another replica: stopped reading");
                         st.leaving.remove(&shard);
                         st.resumed.remove(&shard);
+                        st.saved_at.remove(&shard);
                         st.order(Order::Stop { shard, lost: true });
                     }
                 }
@@ -741,6 +746,21 @@ impl LeaseKeeper {
     }
 }
 
+/// Whether `position` is behind the lease's `saved` one: never written
+/// (a snapshot of positions taken before the shard was resumed from its
+/// lease may hold an older holder's position).
+fn behind(position: &ShardPosition, saved: Option<&ShardPosition>) -> bool {
+    use ShardPosition::{After, Finished, Since};
+    match (position, saved) {
+        (_, None) | (Finished, _) => false,
+        (_, Some(Finished)) => true,
+        (After(p), Some(After(s))) => p < s,
+        (Since(_), Some(After(_))) => true,
+        (After(_), Some(Since(_))) => false,
+        (Since(p), Some(Since(s))) => p < s,
+    }
+}
+
 /// With leases on, checkpoints live in them: this store loads the carried
 /// checkpoints and saves positions into the held leases.
 #[async_trait]
@@ -760,5 +780,25 @@ impl CheckpointStore for LeaseKeeper {
 
     fn location(&self) -> String {
         self.store.location()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::SequenceNumber;
+
+    #[test]
+    fn a_position_behind_the_leases_is_never_written() {
+        let after = |n: &str| ShardPosition::After(SequenceNumber::parse(n).unwrap());
+        assert!(
+            behind(&after("10"), Some(&after("200"))),
+            "by number, not text"
+        );
+        assert!(!behind(&after("200"), Some(&after("10"))));
+        assert!(behind(&ShardPosition::Since(5), Some(&after("1"))));
+        assert!(behind(&after("1"), Some(&ShardPosition::Finished)));
+        assert!(!behind(&ShardPosition::Finished, Some(&after("1"))));
+        assert!(!behind(&after("1"), None));
     }
 }
