@@ -204,21 +204,12 @@ async fn lease_store(
     match coordination {
         Coordination::DynamoDb(table) => aws::lease_store(s, table).await,
         Coordination::Kubernetes => {
-            let unreachable = |e: &dyn std::fmt::Display| {
-                format!("{COORDINATION}=kubernetes: no Kubernetes API reachable: {e}")
-            };
-            let mut config = kube::Config::infer().await.map_err(|e| unreachable(&e))?;
             // A call must end well within a renewal period (a third of the
             // lease), or one hung request costs this replica its leases.
             let bound = (s.lease_duration / 4).max(std::time::Duration::from_millis(500));
-            config.connect_timeout = Some(bound);
-            config.read_timeout = Some(bound);
-            config.write_timeout = Some(bound);
-            let client = kube::Client::try_from(config).map_err(|e| unreachable(&e))?;
-            let namespace = s
-                .namespace
-                .clone()
-                .unwrap_or_else(|| client.default_namespace().to_owned());
+            let (client, namespace) = kube_client(s, Some(bound)).await.map_err(|e| {
+                format!("{COORDINATION}=kubernetes: no Kubernetes API reachable: {e}")
+            })?;
             let name = s.name.as_deref().unwrap_or_default();
             let store = KubeLeaseStore::new(client, &namespace, name, s.lease_duration);
             store
@@ -236,16 +227,32 @@ async fn checkpoint_store(s: &Settings) -> Result<Arc<dyn CheckpointStore>, Stri
         CheckpointLocation::File(dir) => Arc::new(FileStore::open(dir).map_err(|e| e.to_string())?),
         CheckpointLocation::Memory => Arc::new(MemoryStore::new()),
         CheckpointLocation::Kubernetes(name) => {
-            let client = kube::Client::try_default().await.map_err(|e| {
+            let (client, namespace) = kube_client(s, None).await.map_err(|e| {
                 format!("{CHECKPOINT_STORE} kubernetes:{name}: no Kubernetes API reachable: {e}")
             })?;
-            let namespace = s
-                .namespace
-                .clone()
-                .unwrap_or_else(|| client.default_namespace().to_owned());
             Arc::new(ConfigMapStore::new(client, &namespace, name))
         }
     })
+}
+
+/// A client of the cluster's API (each call bounded by `timeout` when
+/// given), and the adapter's namespace: NAMESPACE, else the client's own.
+async fn kube_client(
+    s: &Settings,
+    timeout: Option<std::time::Duration>,
+) -> Result<(kube::Client, String), String> {
+    let mut config = kube::Config::infer().await.map_err(|e| e.to_string())?;
+    if let Some(bound) = timeout {
+        config.connect_timeout = Some(bound);
+        config.read_timeout = Some(bound);
+        config.write_timeout = Some(bound);
+    }
+    let client = kube::Client::try_from(config).map_err(|e| e.to_string())?;
+    let namespace = s
+        .namespace
+        .clone()
+        .unwrap_or_else(|| client.default_namespace().to_owned());
+    Ok((client, namespace))
 }
 
 /// The sink (K_SINK, else standard output) and the dead-letter sink.

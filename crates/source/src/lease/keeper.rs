@@ -162,6 +162,23 @@ impl State {
             let _ = orders.send(order);
         }
     }
+
+    /// No longer held: the lease, and whether its position was the
+    /// engine's to write (resumed). Everything kept per held lease goes.
+    fn forget(&mut self, shard: &str) -> Option<(Lease, bool)> {
+        self.leaving.remove(shard);
+        self.saved_at.remove(shard);
+        let resumed = self.resumed.remove(shard);
+        self.held.remove(shard).map(|lease| (lease, resumed))
+    }
+
+    /// Taken by another replica (or maybe): its reader stops and saves
+    /// nothing.
+    fn lose(&mut self, shard: String) {
+        if self.forget(&shard).is_some() {
+            self.order(Order::Stop { shard, lost: true });
+        }
+    }
 }
 
 impl LeaseKeeper {
@@ -279,15 +296,15 @@ impl LeaseKeeper {
     pub(crate) async fn release(&self, shard: &str, checkpoint: Option<&ShardPosition>) {
         let (held, checkpoint) = {
             let mut st = self.settled(Some(shard)).await;
-            st.leaving.remove(shard);
-            let held = st.held.remove(shard);
-            let checkpoint = checkpoint.filter(|_| st.resumed.remove(shard));
-            st.saved_at.remove(shard);
-            if held.is_some() {
+            let forgotten = st.forget(shard);
+            if forgotten.is_some() {
                 st.releasing.insert(shard.to_owned());
             }
             self.metrics.leases_held.set(st.held.len() as i64);
-            (held, checkpoint)
+            match forgotten {
+                Some((held, resumed)) => (Some(held), checkpoint.filter(|_| resumed)),
+                None => (None, None),
+            }
         };
         let Some(held) = held else {
             return;
@@ -315,16 +332,13 @@ impl LeaseKeeper {
         let Some(stream) = st.stream.take() else {
             return;
         };
-        let held = std::mem::take(&mut st.held);
-        let resumed = std::mem::take(&mut st.resumed);
-        st.saved_at.clear();
+        let shards: Vec<String> = st.held.keys().cloned().collect();
+        let held: Vec<(Lease, bool)> = shards.iter().filter_map(|s| st.forget(s)).collect();
         let count = held.len();
-        let (stream, resumed) = (&stream, &resumed);
-        let released = futures_util::stream::iter(held.into_values())
-            .map(|lease| async move {
-                let position = checkpoints
-                    .shard(stream, &lease.shard)
-                    .filter(|_| resumed.contains(&lease.shard));
+        let stream = &stream;
+        let released = futures_util::stream::iter(held)
+            .map(|(lease, resumed)| async move {
+                let position = checkpoints.shard(stream, &lease.shard).filter(|_| resumed);
                 self.store.release(&lease, position).await
             })
             .buffer_unordered(WRITES_AT_ONCE)
@@ -366,12 +380,10 @@ impl LeaseKeeper {
                     shards = st.held.len(),
                     "no heartbeat within the lease time: stopped reading its shards, which other replicas may take"
                 );
-                for shard in std::mem::take(&mut st.held).into_keys() {
-                    st.order(Order::Stop { shard, lost: true });
+                let shards: Vec<String> = st.held.keys().cloned().collect();
+                for shard in shards {
+                    st.lose(shard);
                 }
-                st.leaving.clear();
-                st.resumed.clear();
-                st.saved_at.clear();
                 self.metrics.leases_held.set(0);
             }
         }
@@ -588,11 +600,7 @@ impl LeaseKeeper {
             "leases taken by other replicas: stopped reading those shards"
         );
         for shard in lost {
-            st.held.remove(&shard);
-            st.leaving.remove(&shard);
-            st.resumed.remove(&shard);
-            st.saved_at.remove(&shard);
-            st.order(Order::Stop { shard, lost: true });
+            st.lose(shard);
         }
         self.metrics.leases_held.set(st.held.len() as i64);
     }
@@ -711,12 +719,9 @@ impl LeaseKeeper {
                     st.saved_at.insert(shard, Instant::now());
                 }
                 Err(LeaseError::Changed { .. }) => {
-                    if st.held.remove(&shard).is_some() {
+                    if st.held.contains_key(&shard) {
                         tracing::warn!(shard, "lease taken by another replica: stopped reading");
-                        st.leaving.remove(&shard);
-                        st.resumed.remove(&shard);
-                        st.saved_at.remove(&shard);
-                        st.order(Order::Stop { shard, lost: true });
+                        st.lose(shard);
                     }
                 }
                 Err(e) => failed = Some(e),
