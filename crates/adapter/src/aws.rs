@@ -2,53 +2,119 @@
 //! AWS_ASSUME_ROLE_ARN), endpoint overrides from the environment, and the
 //! region from the ARN — never from AWS_REGION, which EKS injects into pods.
 
+use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use aws_config::sts::AssumeRoleProvider;
 use aws_config::{BehaviorVersion, SdkConfig};
 use aws_sdk_dynamodbstreams::config::{Builder, Region, SharedCredentialsProvider};
-use awsdynamodb_source::{AwsStreams, DynamoDbLeaseStore, LeaseStore};
+use awsdynamodb_source::{AwsStreams, DynamoDbLeaseStore, LeaseStore, await_credentials};
+use awsdynamodbsource_api::vars::{
+    AWS_ACCESS_KEY_ID, AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_DYNAMODB_STREAMS,
+};
 
 use crate::config::Settings;
 
-/// The lease table's store (COORDINATION=dynamodb:<table>), created when
-/// missing.
-pub async fn lease_store(s: &Settings, table: &str) -> Result<Arc<dyn LeaseStore>, String> {
-    let sdk = sdk_config(s).await;
-    let mut builder = aws_sdk_dynamodb::config::Builder::from(&sdk);
-    if let Some(provider) = assumed_role(s, &sdk).await {
-        builder = builder.credentials_provider(provider);
-    }
-    let client = aws_sdk_dynamodb::Client::from_conf(builder.build());
-    let store = DynamoDbLeaseStore::open(client, table, true)
-        .await
-        .map_err(|e| e.to_string())?;
-    Ok(Arc::new(store))
+/// The SDK's configuration, loaded once: the chain's credentials (with
+/// AWS_ASSUME_ROLE_ARN's role on top) and the ARN's region.
+pub struct Aws {
+    sdk: SdkConfig,
+    credentials: Option<SharedCredentialsProvider>,
 }
 
-/// The DynamoDB Streams client; GetRecords signs its own requests with the
-/// same credentials (see `AwsStreams::with_direct_get_records`).
-pub async fn streams(s: &Settings) -> AwsStreams {
-    let sdk = sdk_config(s).await;
-    let mut builder = Builder::from(&sdk);
-    let mut credentials = sdk.credentials_provider();
-    if let Some(provider) = assumed_role(s, &sdk).await {
-        builder = builder.credentials_provider(provider.clone());
-        credentials = Some(provider);
+impl Aws {
+    pub async fn load(s: &Settings) -> Aws {
+        let sdk = aws_config::defaults(BehaviorVersion::latest())
+            .region(Region::new(s.arn.region().to_owned()))
+            .load()
+            .await;
+        let credentials = match assumed_role(s, &sdk).await {
+            Some(role) => Some(role),
+            None => sdk.credentials_provider(),
+        };
+        Aws { sdk, credentials }
     }
-    let streams = AwsStreams::new(builder);
-    match credentials {
-        Some(credentials) => streams.with_direct_get_records(credentials),
-        None => streams,
+
+    /// Waits, at most `timeout`, until there are credentials (see
+    /// [`await_credentials`]); the error is one line.
+    pub async fn await_credentials(&self, timeout: Duration) -> Result<(), String> {
+        let Some(provider) = &self.credentials else {
+            return Ok(());
+        };
+        await_credentials(provider, only_instance_metadata(), timeout)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    /// The DynamoDB Streams client; GetRecords signs its own requests with
+    /// the same credentials (see `AwsStreams::with_direct_get_records`).
+    pub fn streams(&self) -> AwsStreams {
+        let mut builder = Builder::from(&self.sdk);
+        if let Some(credentials) = &self.credentials {
+            builder = builder.credentials_provider(credentials.clone());
+        }
+        let streams = AwsStreams::new(builder);
+        match &self.credentials {
+            Some(credentials) => streams.with_direct_get_records(credentials.clone()),
+            None => streams,
+        }
+    }
+
+    /// The lease table's store (COORDINATION=dynamodb:<table>), created when
+    /// missing.
+    pub async fn lease_store(&self, table: &str) -> Result<Arc<dyn LeaseStore>, String> {
+        let mut builder = aws_sdk_dynamodb::config::Builder::from(&self.sdk);
+        if let Some(credentials) = &self.credentials {
+            builder = builder.credentials_provider(credentials.clone());
+        }
+        let client = aws_sdk_dynamodb::Client::from_conf(builder.build());
+        let store = DynamoDbLeaseStore::open(client, table, true)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(Arc::new(store))
     }
 }
 
-/// The shared configuration: the standard chain, the ARN's region.
-async fn sdk_config(s: &Settings) -> SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest())
-        .region(Region::new(s.arn.region().to_owned()))
-        .load()
-        .await
+/// Where DynamoDB Streams calls go, for messages: an endpoint override and
+/// the variable that set it, else the region's AWS endpoint.
+pub fn streams_endpoint(s: &Settings) -> String {
+    for var in [AWS_ENDPOINT_URL_DYNAMODB_STREAMS, AWS_ENDPOINT_URL] {
+        if let Some(url) = std::env::var(var).ok().filter(|u| !u.trim().is_empty()) {
+            return format!("{} ({var})", url.trim());
+        }
+    }
+    let (partition, region) = (s.arn.partition(), s.arn.region());
+    match partition {
+        "aws" | "aws-us-gov" => format!("https://streams.dynamodb.{region}.amazonaws.com"),
+        "aws-cn" => format!("https://streams.dynamodb.{region}.amazonaws.com.cn"),
+        _ => format!("the {partition} endpoint of {region}"),
+    }
+}
+
+/// Whether instance metadata is the only credential source the chain could
+/// use: no keys, web identity, profile or container credentials configured.
+fn only_instance_metadata() -> bool {
+    let set = |var: &str| std::env::var_os(var).is_some_and(|v| !v.is_empty());
+    let any_var = [
+        AWS_ACCESS_KEY_ID,
+        "AWS_WEB_IDENTITY_TOKEN_FILE",
+        "AWS_PROFILE",
+        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    ]
+    .into_iter()
+    .any(set);
+    let home = std::env::var_os("HOME").map(PathBuf::from);
+    let file_exists = |var: &str, default: &str| {
+        std::env::var_os(var)
+            .map(PathBuf::from)
+            .or_else(|| home.as_ref().map(|h| h.join(default)))
+            .is_some_and(|p| p.is_file())
+    };
+    let any_profile_file = file_exists("AWS_CONFIG_FILE", ".aws/config")
+        || file_exists("AWS_SHARED_CREDENTIALS_FILE", ".aws/credentials");
+    !any_var && !any_profile_file
 }
 
 /// AWS_ASSUME_ROLE_ARN's credentials, from the standard chain's.

@@ -15,12 +15,14 @@ use tracing_subscriber::registry::LookupSpan;
 
 use crate::config::LogFormat;
 
-/// Our crates log at `level`; libraries at warn. `RUST_LOG`, when set, wins.
+/// Our crates log at `level`; libraries at warn, except the credential
+/// chain's warning (a Debug dump), which the startup check says in one line.
+/// `RUST_LOG`, when set, wins.
 fn filter(level: Level) -> EnvFilter {
     let level = level.as_str().to_ascii_lowercase();
     EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| {
         EnvFilter::new(format!(
-            "warn,awsdynamodb_source={level},awsdynamodbsource_adapter={level}"
+            "warn,aws_config::meta::credentials::chain=error,awsdynamodb_source={level},awsdynamodbsource_adapter={level}"
         ))
     })
 }

@@ -13,12 +13,13 @@ mod server;
 
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use awsdynamodb_source::Health;
 use awsdynamodb_source::Metrics;
 use awsdynamodb_source::{CheckpointStore, Checkpointer, FileStore, MemoryStore};
 use awsdynamodb_source::{DeadLetter, HttpSink, Sink, SinkLimits, StdoutSink, Url, redact};
-use awsdynamodb_source::{Engine, EngineConfig, preflight};
+use awsdynamodb_source::{Engine, EngineConfig, duration_text, preflight};
 use awsdynamodb_source::{LeaseKeeper, LeaseSettings, LeaseStore};
 use awsdynamodbsource_api::vars::{CHECKPOINT_STORE, COORDINATION, STARTUP_TIMEOUT};
 use awsdynamodbsource_checkpoint_kube::{ConfigMapStore, KubeLeaseStore};
@@ -75,19 +76,24 @@ async fn run(s: Settings) -> Result<(), String> {
         s.namespace.as_deref(),
         s.name.as_deref(),
     );
+    // The settings that decide what happens, as the variables spell them.
     tracing::info!(
         arn = %s.arn,
+        endpoint = %aws::streams_endpoint(&s),
         sink = %s.sink.as_ref().map(redact).unwrap_or_else(|| "stdout".into()),
-        starting_position = ?s.starting_position,
-        max_in_flight = max_in_flight(&s),
-        data_format = %s.events.data_format,
-        filter_patterns = s.filter.as_ref().map(|f| f.len()).unwrap_or(0),
-        dead_letter_sink = %s.dead_letter_sink.as_ref().map(redact).unwrap_or_else(|| "none".into()),
+        starting_position = %s.starting_position,
+        checkpoint_store = %checkpoint_location(&s.checkpoints),
         coordination = %match &s.coordination {
             Some(Coordination::DynamoDb(table)) => format!("dynamodb:{table}"),
             Some(Coordination::Kubernetes) => "kubernetes".into(),
             None => "none".into(),
         },
+        poll_interval = %duration_text(s.poll_interval),
+        idle_poll_interval = %duration_text(s.idle_poll_interval),
+        max_in_flight = max_in_flight(&s),
+        data_format = %s.events.data_format,
+        filter_patterns = s.filter.as_ref().map(|f| f.len()).unwrap_or(0),
+        dead_letter_sink = %s.dead_letter_sink.as_ref().map(redact).unwrap_or_else(|| "none".into()),
         "starting"
     );
 
@@ -105,10 +111,15 @@ async fn run(s: Settings) -> Result<(), String> {
     )
     .await?;
 
-    let api = Arc::new(aws::streams(&s).await);
+    let aws = aws::Aws::load(&s).await;
+    let endpoint = aws::streams_endpoint(&s);
+    let api = Arc::new(aws.streams());
+    // Each check has STARTUP_TIMEOUT and says itself why it gave up; the
+    // margin is for a call that hangs.
+    aws.await_credentials(s.startup_timeout).await?;
     match tokio::time::timeout(
-        s.startup_timeout,
-        preflight(&*api, &s.arn, s.startup_timeout),
+        s.startup_timeout + Duration::from_secs(2),
+        preflight(&*api, &s.arn, &endpoint, s.startup_timeout),
     )
     .await
     {
@@ -116,8 +127,8 @@ async fn run(s: Settings) -> Result<(), String> {
         Ok(Err(e)) => return Err(e.to_string()),
         Err(_) => {
             return Err(format!(
-                "cannot reach DynamoDB Streams within {STARTUP_TIMEOUT} ({:?})",
-                s.startup_timeout
+                "cannot reach DynamoDB Streams at {endpoint} within {STARTUP_TIMEOUT} ({}): no answer",
+                duration_text(s.startup_timeout)
             ));
         }
     }
@@ -125,7 +136,7 @@ async fn run(s: Settings) -> Result<(), String> {
     let leases = match &s.coordination {
         Some(coordination) => {
             let lease_store =
-                tokio::time::timeout(s.startup_timeout, lease_store(&s, coordination))
+                tokio::time::timeout(s.startup_timeout, lease_store(&s, &aws, coordination))
                     .await
                     .map_err(|_| {
                         format!(
@@ -139,7 +150,7 @@ async fn run(s: Settings) -> Result<(), String> {
                 replica: replica_name(),
                 lease_time: s.lease_duration,
             };
-            tracing::info!(store = %lease_store.location(), replica = %settings.replica, lease_duration = ?s.lease_duration, "sharing the stream through shard leases");
+            tracing::info!(store = %lease_store.location(), replica = %settings.replica, lease_duration = %duration_text(s.lease_duration), "sharing the stream through shard leases");
             Some(LeaseKeeper::new(
                 lease_store,
                 settings,
@@ -161,7 +172,18 @@ async fn run(s: Settings) -> Result<(), String> {
     let checkpoints = Checkpointer::open(store, metrics.clone(), health.clone())
         .await
         .map_err(|e| e.to_string())?;
-    tracing::info!(store = %checkpoints.location(), "checkpoints loaded");
+    let saved = checkpoints.snapshot();
+    let saved_shards: usize = saved.streams.values().map(|s| s.shards.len()).sum();
+    tracing::info!(
+        store = %checkpoints.location(),
+        saved_shards,
+        resumes = if saved_shards == 0 {
+            "at STARTING_POSITION (first start)"
+        } else {
+            "from the checkpoints (STARTING_POSITION applies to shards without one)"
+        },
+        "checkpoints loaded"
+    );
 
     let (sink, dead_letter) = sinks(&s)?;
     let mut engine = Engine::new(
@@ -199,10 +221,11 @@ fn replica_name() -> String {
 /// permission is named at startup).
 async fn lease_store(
     s: &Settings,
+    aws: &aws::Aws,
     coordination: &Coordination,
 ) -> Result<Arc<dyn LeaseStore>, String> {
     match coordination {
-        Coordination::DynamoDb(table) => aws::lease_store(s, table).await,
+        Coordination::DynamoDb(table) => aws.lease_store(table).await,
         Coordination::Kubernetes => {
             // A call must end well within a renewal period (a third of the
             // lease), or one hung request costs this replica its leases.
@@ -218,6 +241,15 @@ async fn lease_store(
                 .map_err(|e| format!("{COORDINATION}=kubernetes: cannot list the Leases: {e}"))?;
             Ok(Arc::new(store))
         }
+    }
+}
+
+/// The checkpoint store as CHECKPOINT_STORE spells it.
+fn checkpoint_location(location: &CheckpointLocation) -> String {
+    match location {
+        CheckpointLocation::File(dir) => format!("file:{}", dir.display()),
+        CheckpointLocation::Memory => "memory:".into(),
+        CheckpointLocation::Kubernetes(name) => format!("kubernetes:{name}"),
     }
 }
 

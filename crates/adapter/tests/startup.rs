@@ -60,10 +60,20 @@ async fn bad_configuration_exits_2_at_once_with_one_line() {
         (
             "ARN",
             "arn:aws:dynamodb:us-east-1:123456789012:table/orders/stream/2024",
-            "invalid ARN",
+            "it is a stream's ARN; give its table's ARN instead, arn:aws:dynamodb:us-east-1:123456789012:table/orders",
         ),
         ("ARN", "arn:aws:s3:::bucket", "invalid ARN"),
         ("K_SINK", "not a url", "K_SINK"),
+        (
+            "K_SINK",
+            "127.0.0.1:9999",
+            "K_SINK \"127.0.0.1:9999\" is not usable: it has no scheme: write http://127.0.0.1:9999",
+        ),
+        (
+            "K_SINK",
+            "localhost:8080",
+            "write http://localhost:8080",
+        ),
         ("K_SINK", "ftp://broker/", "K_SINK"),
         ("K_CE_OVERRIDES", "{\"extensions\":", "K_CE_OVERRIDES"),
         ("STARTING_POSITION", "EARLIEST", "STARTING_POSITION"),
@@ -79,7 +89,11 @@ async fn bad_configuration_exits_2_at_once_with_one_line() {
         ("CE_MODE", "batched", "CE_MODE"),
         ("EXTENSIONS", "sequence,region", "EXTENSIONS"),
         ("DATASCHEMA_BASE", "not a url", "DATASCHEMA_BASE"),
-        ("FILTER", "{\"eventName\": [\"INSERT\"]}", "FILTER"),
+        (
+            "FILTER",
+            "{\"eventName\": [\"INSERT\"]}",
+            "FILTER: must be a JSON array",
+        ),
         (
             "FILTER",
             "[{\"eventName\": \"INSERT\"}]",
@@ -93,6 +107,29 @@ async fn bad_configuration_exits_2_at_once_with_one_line() {
         ("DEAD_LETTER_SINK", "ftp://dlq/", "DEAD_LETTER_SINK"),
         ("MAX_ATTEMPTS", "0", "MAX_ATTEMPTS"),
         ("MAX_RECORD_AGE", "a day", "MAX_RECORD_AGE"),
+        // Each number has a floor below which it only costs or breaks.
+        (
+            "POLL_INTERVAL",
+            "0",
+            "POLL_INTERVAL \"0\" is below its minimum, 100ms",
+        ),
+        ("POLL_INTERVAL", "20ms", "below its minimum, 100ms"),
+        ("IDLE_POLL_INTERVAL", "0", "below its minimum, 100ms"),
+        ("K_SINK_TIMEOUT", "0", "below its minimum, 100ms"),
+        ("SINK_CONNECT_TIMEOUT", "1ms", "below its minimum, 100ms"),
+        ("STARTUP_TIMEOUT", "0", "below its minimum, 1s"),
+        ("UNHEALTHY_AFTER", "10ms", "below its minimum, 1s"),
+        ("LEASE_DURATION", "1s", "below its minimum, 2s"),
+        ("MAX_RECORD_AGE", "0", "below its minimum, 1s"),
+        ("MAX_IN_FLIGHT", "0", "from 1 to 10000"),
+        ("SINK_MAX_CONNECTIONS", "0", "from 1 to 10000"),
+        ("HEALTH_PORT", "0", "from 1 to 65535"),
+        ("METRICS_PROMETHEUS_PORT", "70000", "from 1 to 65535"),
+        (
+            "AWS_SECRET_ACCESS_KEY",
+            "",
+            "AWS_ACCESS_KEY_ID is set but AWS_SECRET_ACCESS_KEY is not",
+        ),
     ];
     for (key, value, needle) in cases {
         let mut env = base.clone();
@@ -101,8 +138,60 @@ async fn bad_configuration_exits_2_at_once_with_one_line() {
         let (code, lines) = run_to_exit(env).await;
         assert_eq!(code, 2, "{key}={value}: {lines:?}");
         assert_one_clear_line(&lines, needle);
+        assert!(
+            !lines.iter().any(|l| l.contains("FILTER: FILTER")),
+            "{lines:?}"
+        );
         assert!(started.elapsed() < Duration::from_secs(5), "at once");
     }
+}
+
+/// LATEST and TRIM_HORIZON in any case, as the CRD and tmctl take them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn starting_positions_are_taken_in_any_case() {
+    let ddb = DynamoDbLocal::shared().await;
+    let state = tempfile::tempdir().unwrap();
+    let missing = "arn:aws:dynamodb:ddblocal:000000000000:table/no-such-table-here";
+    for position in ["latest", "Latest", "trim_horizon", "Trim_Horizon"] {
+        let mut env = common::env(missing, ddb.endpoint(), None, state.path());
+        set(&mut env, "STARTING_POSITION", position);
+        let (code, lines) = run_to_exit(env).await;
+        // Past the configuration: the table is what stops it.
+        assert_eq!(code, 1, "{position}: {lines:?}");
+        assert_one_clear_line(&lines, "has no stream");
+    }
+}
+
+/// Without any credential source, the adapter says so at once, naming the
+/// sources it tried, instead of blaming the endpoint after STARTUP_TIMEOUT.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_credentials_exit_1_at_once_naming_what_was_tried() {
+    let ddb = DynamoDbLocal::shared().await;
+    let state = tempfile::tempdir().unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let mut env = common::env(ARN, ddb.endpoint(), None, state.path());
+    env.retain(|(k, _)| !k.starts_with("AWS_ACCESS_KEY_ID") && k != "AWS_SECRET_ACCESS_KEY");
+    // No profile files, and instance metadata that is not there (as on a
+    // laptop): a port nobody listens on.
+    set(&mut env, "HOME", &home.path().display().to_string());
+    set(
+        &mut env,
+        "AWS_EC2_METADATA_SERVICE_ENDPOINT",
+        &format!("http://127.0.0.1:{}", free_port()),
+    );
+    let started = Instant::now();
+    let (code, lines) = run_to_exit(env).await;
+    assert_eq!(code, 1, "{lines:?}");
+    assert_one_clear_line(&lines, "no AWS credentials: give AWS_ACCESS_KEY_ID");
+    assert_one_clear_line(&lines, "tried: Environment: ");
+    assert_one_clear_line(&lines, "Ec2InstanceMetadata: could not communicate with IMDS");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "not at once: {:?}",
+        started.elapsed()
+    );
+    // Nothing but the fatal line and the one saying how it starts.
+    assert!(lines.len() <= 2, "{lines:#?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -113,6 +202,16 @@ async fn a_table_that_is_missing_or_has_no_stream_exits_1() -> anyhow::Result<()
     let (code, lines) = run_to_exit(common::env(missing, ddb.endpoint(), None, state.path())).await;
     assert_eq!(code, 1);
     assert_one_clear_line(&lines, "has no stream");
+    // A start that failed leaves nothing in the checkpoint folder...
+    assert_eq!(std::fs::read_dir(state.path())?.count(), 0);
+    // ...and no folder where it made one (the default, under STATE_DIR).
+    let mut env = common::env(missing, ddb.endpoint(), None, state.path());
+    env.retain(|(k, _)| k != "CHECKPOINT_STORE");
+    set(&mut env, "STATE_DIR", &state.path().display().to_string());
+    set(&mut env, "NAME", "orders-source");
+    let (code, _) = run_to_exit(env).await;
+    assert_eq!(code, 1);
+    assert_eq!(std::fs::read_dir(state.path())?.count(), 0);
 
     // A table whose stream is off.
     let name = format!("nostream-{}", std::process::id());
@@ -178,7 +277,12 @@ async fn an_unreachable_endpoint_exits_1_after_the_startup_timeout() {
     let (code, lines) = run_to_exit(env).await;
     let took = started.elapsed();
     assert_eq!(code, 1);
-    assert_one_clear_line(&lines, "cannot reach DynamoDB Streams");
+    // Where, how long, and why, in the one line.
+    assert_one_clear_line(
+        &lines,
+        &format!("cannot reach DynamoDB Streams at {endpoint} (AWS_ENDPOINT_URL) within STARTUP_TIMEOUT (3s): "),
+    );
+    assert_one_clear_line(&lines, "Connection refused");
     assert!(
         took >= Duration::from_secs(2) && took < Duration::from_secs(15),
         "{took:?}"
@@ -298,6 +402,13 @@ async fn help_lists_every_variable_with_its_default_and_never_a_value() {
         "[default: info]",
     ] {
         assert!(help.contains(default), "{default} missing from --help");
+    }
+    // The floors of the numbers are said where they are set.
+    for floor in [
+        "waits up to this long. At least 100ms [env: IDLE_POLL_INTERVAL]",
+        "At least 1s [env: STARTUP_TIMEOUT]",
+    ] {
+        assert!(help.contains(floor), "{floor:?} missing from --help");
     }
     assert!(!help.contains(SECRET));
 }

@@ -23,7 +23,7 @@ pub struct TableArn {
 )]
 pub struct ArnError {
     arn: String,
-    reason: &'static str,
+    reason: String,
 }
 
 impl TableArn {
@@ -50,9 +50,9 @@ impl FromStr for TableArn {
     type Err = ArnError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let fail = |reason| ArnError {
+        let fail = |reason: &str| ArnError {
             arn: s.to_owned(),
-            reason,
+            reason: reason.to_owned(),
         };
         let mut parts = s.splitn(6, ':');
         let mut next = || parts.next().unwrap_or_default();
@@ -84,8 +84,15 @@ impl FromStr for TableArn {
         let Some(table) = resource.strip_prefix("table/") else {
             return Err(fail("the resource is not \"table/<name>\""));
         };
-        // DynamoDB table names: 3 to 255 of [a-zA-Z0-9_.-]. A trailing
-        // "/stream/..." (a stream ARN) fails here, with this message.
+        // A stream's ARN is its table's plus "/stream/<label>": the table
+        // is meant, but which stream is the adapter's to find (the newest).
+        if let Some((table_part, _)) = table.split_once("/stream/") {
+            let prefix = &s[..s.len() - resource.len()];
+            return Err(fail(&format!(
+                "it is a stream's ARN; give its table's ARN instead, {prefix}table/{table_part}"
+            )));
+        }
+        // DynamoDB table names: 3 to 255 of [a-zA-Z0-9_.-].
         if !(3..=255).contains(&table.len())
             || !table
                 .bytes()

@@ -49,7 +49,8 @@ pub mod test_support;
 // What the binaries use: the engine and its settings,
 pub use arn::{ArnError, TableArn};
 pub use engine::{
-    Engine, EngineConfig, StartingPosition, StartingPositionError, StartupError, preflight,
+    Engine, EngineConfig, STARTING_POSITION_RULE, StartingPosition, StartingPositionError,
+    StartupError, await_credentials, preflight,
 };
 pub use event::{
     CeOverrides, DataFormat, EventOptions, Extensions, OptionError, OverridesError, SubjectMode,
@@ -75,6 +76,16 @@ pub use stream::aws::AwsStreams;
 // and what reports on it all.
 pub use health::Health;
 pub use metrics::Metrics;
+
+/// A duration as the settings write it, for messages: `250ms`, `2s`, `1m`,
+/// `1.5s`.
+pub fn duration_text(d: std::time::Duration) -> String {
+    match d.as_millis() {
+        ms if ms >= 60_000 && ms % 60_000 == 0 => format!("{}m", ms / 60_000),
+        ms if ms >= 1000 && ms % 100 == 0 => format!("{}s", d.as_secs_f64()),
+        ms => format!("{ms}ms"),
+    }
+}
 
 /// An error and its sources, on one line: `a: b: c`. (The SDK's
 /// `DisplayErrorContext` adds a Debug dump, too long for a log line that a

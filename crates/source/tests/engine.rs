@@ -741,14 +741,14 @@ async fn shutdown_abandons_stuck_deliveries_within_the_bound_and_checkpoints_onl
 async fn preflight_names_each_startup_problem() {
     let table: TableArn = TABLE_ARN.parse().unwrap();
     let api = FakeStreams::new();
-    let err = preflight(&api, &table, Duration::from_millis(50))
+    let err = preflight(&api, &table, "http://endpoint", Duration::from_millis(50))
         .await
         .unwrap_err();
     assert!(matches!(err, StartupError::NoStream { .. }), "{err}");
 
     let s = api.add_stream("2024-01-01T00:00:00.000");
     api.add_shard(&s, "a", None);
-    preflight(&api, &table, Duration::from_millis(50))
+    preflight(&api, &table, "http://endpoint", Duration::from_millis(50))
         .await
         .unwrap();
     let calls = api.calls();
@@ -761,7 +761,7 @@ async fn preflight_names_each_startup_problem() {
         Op::Describe,
         ApiError::AccessDenied("not authorized to perform dynamodb:DescribeStream".into()),
     );
-    let err = preflight(&api, &table, Duration::from_millis(50))
+    let err = preflight(&api, &table, "http://endpoint", Duration::from_millis(50))
         .await
         .unwrap_err()
         .to_string();
@@ -774,7 +774,7 @@ async fn preflight_names_each_startup_problem() {
         Op::List,
         ApiError::NotFound("Requested resource not found: Table: orders not found".into()),
     );
-    let err = preflight(&api, &table, Duration::from_millis(50))
+    let err = preflight(&api, &table, "http://endpoint", Duration::from_millis(50))
         .await
         .unwrap_err();
     assert!(matches!(err, StartupError::TableNotFound { .. }), "{err}");
@@ -785,12 +785,13 @@ async fn preflight_names_each_startup_problem() {
             ApiError::Transient("cannot reach the endpoint: connection refused".into()),
         );
     }
-    let err = preflight(&api, &table, Duration::from_millis(300))
+    let err = preflight(&api, &table, "http://endpoint", Duration::from_millis(300))
         .await
         .unwrap_err()
         .to_string();
     assert!(
-        err.contains("cannot reach") && err.contains("connection refused"),
+        err.contains("cannot reach DynamoDB Streams at http://endpoint within STARTUP_TIMEOUT (300ms)")
+            && err.contains("connection refused"),
         "{err}"
     );
 }

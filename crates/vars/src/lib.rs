@@ -46,6 +46,7 @@ pub const AWS_ACCESS_KEY_ID: &str = "AWS_ACCESS_KEY_ID";
 pub const AWS_SECRET_ACCESS_KEY: &str = "AWS_SECRET_ACCESS_KEY";
 pub const AWS_SESSION_TOKEN: &str = "AWS_SESSION_TOKEN";
 pub const AWS_ENDPOINT_URL: &str = "AWS_ENDPOINT_URL";
+pub const AWS_ENDPOINT_URL_DYNAMODB_STREAMS: &str = "AWS_ENDPOINT_URL_DYNAMODB_STREAMS";
 
 // Not a variable, but a name the adapter and the controller share the same
 // way: the label on every shard Lease (COORDINATION=kubernetes) naming its

@@ -32,6 +32,15 @@ K_LOGGING_CONFIG, K_METRICS_CONFIG and K_TRACING_CONFIG (Knative) are accepted a
 The IAM policy needs exactly: dynamodb:ListStreams, dynamodb:DescribeStream,
 dynamodb:GetShardIterator, dynamodb:GetRecords.";
 
+/// The shortest POLL_INTERVAL and IDLE_POLL_INTERVAL: 10 GetRecords calls a
+/// second per idle shard (AWS Lambda makes 4).
+const MIN_POLL_INTERVAL: Duration = Duration::from_millis(100);
+/// The shortest sink timeouts: below, a sink across a network could never answer.
+const MIN_SINK_TIMEOUT: Duration = Duration::from_millis(100);
+/// The shortest lease: renewed every third of it, a lease shorter than 2 s
+/// would be lost to one slow write.
+const MIN_LEASE_DURATION: Duration = Duration::from_secs(2);
+
 /// Reads a DynamoDB table's stream and sends every change as a CloudEvent
 /// (type com.amazon.dynamodb.stream_record), in order per item, losing
 /// nothing. Configured by environment variables (or the equivalent flags).
@@ -59,26 +68,27 @@ pub struct Args {
     )]
     sink: Option<OrBlank<Url>>,
 
-    /// Per-request timeout of the sink: whole seconds, or a duration like 500ms.
+    /// Per-request timeout of the sink: whole seconds, or a duration like 500ms. At least
+    /// 100ms.
     #[arg(
         long,
         hide_env_values = true,
         env = K_SINK_TIMEOUT,
         default_value = "30",
         value_name = "SECONDS",
-        value_parser = positive_duration(K_SINK_TIMEOUT),
+        value_parser = duration_at_least(K_SINK_TIMEOUT, MIN_SINK_TIMEOUT),
     )]
     sink_timeout: Duration,
 
     /// How long connecting to the sink may take; a connection not established by then is
-    /// abandoned (the request goes on another connection, or is retried).
+    /// abandoned (the request goes on another connection, or is retried). At least 100ms.
     #[arg(
         long,
         hide_env_values = true,
         env = SINK_CONNECT_TIMEOUT,
         default_value = "2s",
         value_name = "DURATION",
-        value_parser = positive_duration(SINK_CONNECT_TIMEOUT),
+        value_parser = duration_at_least(SINK_CONNECT_TIMEOUT, MIN_SINK_TIMEOUT),
     )]
     sink_connect_timeout: Duration,
 
@@ -162,7 +172,7 @@ pub struct Args {
         env = LEASE_DURATION,
         default_value = "10s",
         value_name = "DURATION",
-        value_parser = lease_duration,
+        value_parser = duration_at_least(LEASE_DURATION, MIN_LEASE_DURATION),
     )]
     lease_duration: Duration,
 
@@ -186,37 +196,39 @@ pub struct Args {
 
     /// Pause after an empty GetRecords page (records are fetched at once while they come; 50 ms
     /// apart for 5 s after records). A shard without records for 10 s waits twice as long,
-    /// and so on every 10 s, up to IDLE_POLL_INTERVAL.
+    /// and so on every 10 s, up to IDLE_POLL_INTERVAL. At least 100ms: each empty page is a
+    /// GetRecords call, billed, and DynamoDB Streams throttles a shard read too often.
     #[arg(
         long,
         hide_env_values = true,
         env = POLL_INTERVAL,
         default_value = "250ms",
         value_name = "DURATION",
-        value_parser = duration(POLL_INTERVAL),
+        value_parser = duration_at_least(POLL_INTERVAL, MIN_POLL_INTERVAL),
     )]
     poll_interval: Duration,
 
     /// The longest pause between GetRecords calls of a shard without records for long (no
     /// effect below POLL_INTERVAL). The first change after a long quiet waits up to this long.
+    /// At least 100ms.
     #[arg(
         long,
         hide_env_values = true,
         env = IDLE_POLL_INTERVAL,
         default_value = "2s",
         value_name = "DURATION",
-        value_parser = duration(IDLE_POLL_INTERVAL),
+        value_parser = duration_at_least(IDLE_POLL_INTERVAL, MIN_POLL_INTERVAL),
     )]
     idle_poll_interval: Duration,
 
-    /// How long to keep trying to reach DynamoDB Streams at startup.
+    /// How long to keep trying to reach DynamoDB Streams at startup. At least 1s.
     #[arg(
         long,
         hide_env_values = true,
         env = STARTUP_TIMEOUT,
         default_value = "30s",
         value_name = "DURATION",
-        value_parser = duration(STARTUP_TIMEOUT),
+        value_parser = duration_at_least(STARTUP_TIMEOUT, Duration::from_secs(1)),
     )]
     startup_timeout: Duration,
 
@@ -233,14 +245,14 @@ pub struct Args {
 
     /// How long a delivery problem lasts before /health reports it: the sink failing every
     /// attempt, a saved position standing still behind delivered events, or an event
-    /// waiting since it was read.
+    /// waiting since it was read. At least 1s.
     #[arg(
         long,
         hide_env_values = true,
         env = UNHEALTHY_AFTER,
         default_value = "60s",
         value_name = "DURATION",
-        value_parser = positive_duration(UNHEALTHY_AFTER),
+        value_parser = duration_at_least(UNHEALTHY_AFTER, Duration::from_secs(1)),
     )]
     unhealthy_after: Duration,
 
@@ -392,13 +404,13 @@ pub struct Args {
     max_attempts: Option<OrBlank<u32>>,
 
     /// Age of a record (from its creation time) past which it is given up instead of
-    /// tried again, e.g. 1h or 3600. Unset: no limit.
+    /// tried again, e.g. 1h or 3600. At least 1s. Unset: no limit.
     #[arg(
         long,
         hide_env_values = true,
         env = MAX_RECORD_AGE,
         value_name = "DURATION",
-        value_parser = blank_or(duration(MAX_RECORD_AGE)),
+        value_parser = blank_or(duration_at_least(MAX_RECORD_AGE, Duration::from_secs(1))),
     )]
     max_record_age: Option<OrBlank<Duration>>,
 }

@@ -10,8 +10,8 @@ use awsdynamodb_source::{CeOverrides, DataFormat, Extensions, SubjectMode};
 use awsdynamodb_source::{ContentMode, Url, parse_sink_url_of};
 use awsdynamodb_source::{StartingPosition, TableArn};
 use awsdynamodbsource_api::vars::{
-    AWS_ASSUME_ROLE_ARN, CE_MODE, CHECKPOINT_STORE, COORDINATION, DATASCHEMA_BASE, FILTER,
-    LEASE_DURATION, LOG_FORMAT, LOG_LEVEL, MAX_ATTEMPTS,
+    AWS_ASSUME_ROLE_ARN, CE_MODE, CHECKPOINT_STORE, COORDINATION, DATASCHEMA_BASE, LOG_FORMAT,
+    LOG_LEVEL, MAX_ATTEMPTS,
 };
 use clap::error::ErrorKind;
 
@@ -107,19 +107,35 @@ pub fn duration(var: &'static str) -> impl Parse<Duration> {
     move |s: &str| parse_duration(var, s)
 }
 
-/// A duration more than 0.
-pub fn positive_duration(var: &'static str) -> impl Parse<Duration> {
+/// A duration of at least `min`: below it, a setting costs (calls to AWS)
+/// or breaks (every attempt timing out) more than it could give.
+pub fn duration_at_least(var: &'static str, min: Duration) -> impl Parse<Duration> {
     move |s: &str| match parse_duration(var, s)? {
-        d if d.is_zero() => Err(format!("{var} must be more than 0")),
+        d if d < min => Err(format!(
+            "{var} {s:?} is below its minimum, {}",
+            duration_text(min)
+        )),
         d => Ok(d),
     }
 }
 
+/// A duration as the settings write it: `250ms`, `2s`, `1m`.
+pub fn duration_text(d: Duration) -> String {
+    match d.as_millis() {
+        ms if ms % 60_000 == 0 && ms > 0 => format!("{}m", ms / 60_000),
+        ms if ms % 1000 == 0 => format!("{}s", ms / 1000),
+        ms => format!("{ms}ms"),
+    }
+}
+
+/// A port from 1 to 65535 (0, "any free port", cannot be found by a probe).
 pub fn port(var: &'static str) -> impl Parse<u16> {
     move |s: &str| {
         s.trim()
             .parse()
-            .map_err(|_| format!("{var} {s:?} is not a port number"))
+            .ok()
+            .filter(|p| *p != 0)
+            .ok_or_else(|| format!("{var} {s:?} is not a port number from 1 to 65535"))
     }
 }
 
@@ -200,13 +216,6 @@ fn is_table_name(name: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
 }
 
-pub fn lease_duration(s: &str) -> Result<Duration, String> {
-    match parse_duration(LEASE_DURATION, s)? {
-        d if d < Duration::from_secs(2) => Err(format!("{LEASE_DURATION} must be at least 2s")),
-        d => Ok(d),
-    }
-}
-
 pub fn role_arn(role: &str) -> Result<String, String> {
     if role.starts_with("arn:") && role.contains(":iam::") && role.contains(":role/") {
         Ok(role.to_owned())
@@ -243,6 +252,7 @@ pub fn ce_mode(s: &str) -> Result<ContentMode, String> {
         .map_err(|e| format!("{CE_MODE}: {e}"))
 }
 
+/// Its errors name FILTER themselves (`FILTER[0].eventName: ...`).
 pub fn filter(s: &str) -> Result<RecordFilter, String> {
-    RecordFilter::parse(s).map_err(|e| format!("{FILTER}: {e}"))
+    RecordFilter::parse(s).map_err(|e| e.to_string())
 }

@@ -7,7 +7,9 @@ use awsdynamodb_source::RecordFilter;
 use awsdynamodb_source::{CeOverrides, EventOptions};
 use awsdynamodb_source::{ContentMode, Url};
 use awsdynamodb_source::{StartingPosition, TableArn};
-use awsdynamodbsource_api::vars::{ARN, CHECKPOINT_STORE, COORDINATION, NAME, STATE_DIR};
+use awsdynamodbsource_api::vars::{
+    ARN, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, CHECKPOINT_STORE, COORDINATION, NAME, STATE_DIR,
+};
 
 use super::Args;
 
@@ -83,6 +85,7 @@ impl Args {
                 "{ARN} is not set: give the table's ARN, arn:aws:dynamodb:{{region}}:{{account}}:table/{{name}}"
             )
         })?;
+        half_set_credentials()?;
         let (namespace, name) = (self.namespace.flatten(), self.name.flatten());
         let coordination = self.coordination.flatten();
         if coordination == Some(Coordination::Kubernetes) && name.is_none() {
@@ -135,6 +138,21 @@ impl Args {
             max_attempts: self.max_attempts.flatten(),
             max_record_age: self.max_record_age.flatten(),
         })
+    }
+}
+
+/// Static credentials are a pair: one half alone would send the SDK on to
+/// other sources and fail there, blaming them. Only presence is read.
+fn half_set_credentials() -> Result<(), String> {
+    let set = |var| std::env::var_os(var).is_some_and(|v| !v.is_empty());
+    match (set(AWS_ACCESS_KEY_ID), set(AWS_SECRET_ACCESS_KEY)) {
+        (true, false) => Err(format!(
+            "{AWS_ACCESS_KEY_ID} is set but {AWS_SECRET_ACCESS_KEY} is not: static credentials need both"
+        )),
+        (false, true) => Err(format!(
+            "{AWS_SECRET_ACCESS_KEY} is set but {AWS_ACCESS_KEY_ID} is not: static credentials need both"
+        )),
+        _ => Ok(()),
     }
 }
 

@@ -34,7 +34,7 @@ pub fn env(
         ("CHECKPOINT_STORE", format!("file:{}", state.display())),
         ("HEALTH_PORT", free_port().to_string()),
         ("METRICS_PROMETHEUS_PORT", free_port().to_string()),
-        ("POLL_INTERVAL", "50ms".to_owned()),
+        ("POLL_INTERVAL", "100ms".to_owned()),
         ("STARTUP_TIMEOUT", "20s".to_owned()),
         ("SHUTDOWN_TIMEOUT", "5s".to_owned()),
         ("LOG_LEVEL", "debug".to_owned()),

@@ -7,6 +7,7 @@
 
 use std::fs::{self, File};
 use std::io::Write;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -22,6 +23,24 @@ pub struct FileStore {
     dir: Arc<PathBuf>,
     /// Held for the life of the store: the lock goes with it.
     _lock: File,
+    /// This store made the directory (and so may take it away again).
+    created: bool,
+}
+
+/// A store that never saved (a start that failed, or stopped before any
+/// position) leaves nothing behind: not its lock file, nor the directory
+/// it made.
+impl Drop for FileStore {
+    fn drop(&mut self) {
+        if self.path().exists() {
+            return;
+        }
+        let _ = fs::remove_file(self.dir.join(LOCK_NAME));
+        if self.created {
+            // Fails, as it should, when anything else is in it.
+            let _ = fs::remove_dir(&*self.dir);
+        }
+    }
 }
 
 impl FileStore {
@@ -32,22 +51,36 @@ impl FileStore {
             location: location(&dir),
             message: e.to_string(),
         };
-        fs::create_dir_all(&dir).map_err(io)?;
-        let lock = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(dir.join(LOCK_NAME))
-            .map_err(io)?;
-        lock.try_lock().map_err(|e| match e {
-            fs::TryLockError::WouldBlock => CheckpointError::Locked {
-                location: location(&dir),
-            },
-            fs::TryLockError::Error(e) => io(e),
-        })?;
-        Ok(FileStore {
-            dir: Arc::new(dir),
-            _lock: lock,
+        let created = !dir.exists();
+        // A store that goes away unlinks its lock file (see `Drop`): a lock
+        // taken on a file no longer at the path is worth nothing, so the
+        // file is opened again.
+        for _ in 0..3 {
+            fs::create_dir_all(&dir).map_err(io)?;
+            let path = dir.join(LOCK_NAME);
+            let lock = File::options()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&path)
+                .map_err(io)?;
+            lock.try_lock().map_err(|e| match e {
+                fs::TryLockError::WouldBlock => CheckpointError::Locked {
+                    location: location(&dir),
+                },
+                fs::TryLockError::Error(e) => io(e),
+            })?;
+            let inode = |m: fs::Metadata| m.ino();
+            if fs::metadata(&path).map(inode).ok() == lock.metadata().map(inode).ok() {
+                return Ok(FileStore {
+                    dir: Arc::new(dir),
+                    _lock: lock,
+                    created,
+                });
+            }
+        }
+        Err(CheckpointError::Locked {
+            location: location(&dir),
         })
     }
 
@@ -140,6 +173,27 @@ mod tests {
             .collect();
         names.sort();
         assert_eq!(names, vec!["checkpoints.json", "lock"]);
+    }
+
+    #[tokio::test]
+    async fn a_store_that_never_saved_leaves_nothing_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let folder = dir.path().join("ns.name");
+        drop(FileStore::open(&folder).unwrap());
+        assert!(!folder.exists(), "the folder it made is left");
+
+        // A folder it did not make stays (only its lock goes).
+        fs::create_dir(&folder).unwrap();
+        drop(FileStore::open(&folder).unwrap());
+        assert_eq!(fs::read_dir(&folder).unwrap().count(), 0);
+
+        // And one that saved keeps everything; it can be opened again.
+        let store = FileStore::open(&folder).unwrap();
+        store.save(&sample(1)).await.unwrap();
+        drop(store);
+        assert!(folder.join(FILE_NAME).exists() && folder.join(LOCK_NAME).exists());
+        let again = FileStore::open(&folder).unwrap();
+        assert_eq!(again.load().await.unwrap(), sample(1));
     }
 
     #[tokio::test]

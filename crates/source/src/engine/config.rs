@@ -4,11 +4,13 @@
 //! Owns the settings' types and defaults. It never reads the environment
 //! (the adapter does) and never acts on a setting.
 
+use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use awsdynamodbsource_vars as vars;
+use time::format_description::well_known::Rfc3339;
 
 use crate::arn::TableArn;
 use crate::event::{CeOverrides, EventOptions};
@@ -26,24 +28,43 @@ pub enum StartingPosition {
     At(time::OffsetDateTime),
 }
 
+/// The one rule for a starting position, wherever one is given (the
+/// adapter's variable, the CRD, tmctl): LATEST or TRIM_HORIZON in any case,
+/// or an RFC 3339 time.
+pub const STARTING_POSITION_RULE: &str =
+    "LATEST, TRIM_HORIZON (in any case) or an RFC 3339 time such as 2024-01-01T00:00:00Z";
+
 #[derive(Debug, thiserror::Error)]
-#[error(
-    "{var} {0:?} is not LATEST, TRIM_HORIZON or an RFC 3339 timestamp (e.g. 2024-01-01T00:00:00Z)",
-    var = vars::STARTING_POSITION
-)]
+#[error("{var} {0:?} is not {STARTING_POSITION_RULE}", var = vars::STARTING_POSITION)]
 pub struct StartingPositionError(String);
+
+impl fmt::Display for StartingPosition {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StartingPosition::Latest => f.write_str("LATEST"),
+            StartingPosition::TrimHorizon => f.write_str("TRIM_HORIZON"),
+            StartingPosition::At(at) => match at.format(&Rfc3339) {
+                Ok(text) => f.write_str(&text),
+                Err(_) => write!(f, "{at}"),
+            },
+        }
+    }
+}
 
 impl FromStr for StartingPosition {
     type Err = StartingPositionError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.trim() {
-            "LATEST" | "latest" => Ok(StartingPosition::Latest),
-            "TRIM_HORIZON" | "trim_horizon" => Ok(StartingPosition::TrimHorizon),
-            t => time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339)
-                .map(StartingPosition::At)
-                .map_err(|_| StartingPositionError(s.to_owned())),
+        let t = s.trim();
+        if t.eq_ignore_ascii_case("LATEST") {
+            return Ok(StartingPosition::Latest);
         }
+        if t.eq_ignore_ascii_case("TRIM_HORIZON") {
+            return Ok(StartingPosition::TrimHorizon);
+        }
+        time::OffsetDateTime::parse(t, &Rfc3339)
+            .map(StartingPosition::At)
+            .map_err(|_| StartingPositionError(s.to_owned()))
     }
 }
 

@@ -21,8 +21,8 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-pub use config::{EngineConfig, StartingPosition, StartingPositionError};
-pub use startup::{StartupError, preflight};
+pub use config::{EngineConfig, STARTING_POSITION_RULE, StartingPosition, StartingPositionError};
+pub use startup::{StartupError, await_credentials, preflight};
 use stream_run::StreamRun;
 
 use crate::checkpoint::Checkpointer;

@@ -1,11 +1,13 @@
-//! Start-up checks: before anything runs, the table has a stream and the
-//! four actions the IAM policy must allow work.
+//! Start-up checks: before anything runs, there are AWS credentials, the
+//! table has a stream and the four actions the IAM policy must allow work.
 //!
 //! Owns the one-line reasons a source cannot start. It never reads records
 //! for delivery and never retries past its timeout.
 
 use std::time::Duration;
 
+use aws_credential_types::provider::error::CredentialsError;
+use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
 use awsdynamodbsource_vars as vars;
 use tokio::time::Instant;
 
@@ -34,8 +36,72 @@ pub enum StartupError {
         action: &'static str,
         detail: String,
     },
-    #[error("cannot reach DynamoDB Streams within {timeout:?}: {last}")]
-    Unreachable { timeout: Duration, last: String },
+    #[error(
+        "no AWS credentials: give {key} and {secret}, a web identity (AWS_ROLE_ARN and AWS_WEB_IDENTITY_TOKEN_FILE), a profile (AWS_PROFILE, ~/.aws) or container or instance credentials ({reason})",
+        key = vars::AWS_ACCESS_KEY_ID,
+        secret = vars::AWS_SECRET_ACCESS_KEY
+    )]
+    NoCredentials { reason: String },
+    #[error(
+        "cannot get AWS credentials within {var} ({}): {last}",
+        crate::duration_text(*timeout),
+        var = vars::STARTUP_TIMEOUT
+    )]
+    CredentialsUnavailable { timeout: Duration, last: String },
+    #[error(
+        "cannot reach DynamoDB Streams at {endpoint} within {var} ({}): {last}",
+        crate::duration_text(*timeout),
+        var = vars::STARTUP_TIMEOUT
+    )]
+    Unreachable {
+        endpoint: String,
+        timeout: Duration,
+        last: String,
+    },
+}
+
+/// Waits, at most `timeout`, until the credential chain gives credentials.
+/// When no source has any, that is known at once and said at once; a
+/// source that has some but failed to give them (STS, a web identity, a
+/// container endpoint) is asked again until `timeout`. `only_instance_metadata`:
+/// nothing but instance metadata is configured (no keys, web identity,
+/// profile or container variables), so any answer of it but a timeout is
+/// final (a machine outside EC2 answers 403 or not at all).
+pub async fn await_credentials(
+    provider: &SharedCredentialsProvider,
+    only_instance_metadata: bool,
+    timeout: Duration,
+) -> Result<(), StartupError> {
+    let deadline = Instant::now() + timeout;
+    let mut pauses = AWS_RETRY.pauses();
+    loop {
+        let last = match tokio::time::timeout_at(deadline, provider.provide_credentials()).await {
+            Ok(Ok(_)) => return Ok(()),
+            Err(_) => "no answer".to_owned(),
+            Ok(Err(e)) => {
+                let reason = one_line(&crate::error_chain(&e));
+                match e {
+                    CredentialsError::CredentialsNotLoaded(_) => {
+                        return Err(StartupError::NoCredentials { reason });
+                    }
+                    CredentialsError::InvalidConfiguration(_) => {
+                        return Err(StartupError::Credentials(reason));
+                    }
+                    CredentialsError::ProviderTimedOut(_) => reason,
+                    _ if only_instance_metadata => {
+                        return Err(StartupError::NoCredentials { reason });
+                    }
+                    _ => reason,
+                }
+            }
+        };
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(StartupError::CredentialsUnavailable { timeout, last });
+        }
+        tracing::warn!(error = %last, "no AWS credentials yet; retrying");
+        tokio::time::sleep(pauses.next_pause().min(left)).await;
+    }
 }
 
 /// Checks, before anything runs, that the table has a stream and that the
@@ -46,6 +112,7 @@ pub enum StartupError {
 pub async fn preflight(
     api: &dyn StreamsApi,
     table: &TableArn,
+    endpoint: &str,
     timeout: Duration,
 ) -> Result<(), StartupError> {
     let deadline = Instant::now() + timeout;
@@ -82,10 +149,33 @@ pub async fn preflight(
             // The stream is there and readable; the reader handles these.
             ApiError::ExpiredIterator | ApiError::TrimmedData(_) => return Ok(()),
             ApiError::Throttled(last) | ApiError::Transient(last) => {
-                StartupError::Unreachable { timeout, last }
+                StartupError::Unreachable {
+                    endpoint: endpoint.to_owned(),
+                    timeout,
+                    // The message says it already.
+                    last: last
+                        .strip_prefix("cannot reach the endpoint: ")
+                        .map(str::to_owned)
+                        .unwrap_or(last),
+                }
             }
         });
     }
+}
+
+/// The chain's error on one line: its list of the sources it tried
+/// ("Attempted:\n  Environment: ...") joined with "; ".
+fn one_line(reason: &str) -> String {
+    reason
+        .replace("no credentials found in chain. Attempted:", "tried")
+        .replace("the credential provider was not enabled: ", "")
+        .replace("the credential provider was not enabled", "nothing configured")
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ")
+        .replace("tried; ", "tried: ")
 }
 
 async fn try_preflight(api: &dyn StreamsApi, table: &TableArn) -> Result<(), Failure> {

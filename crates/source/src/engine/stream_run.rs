@@ -190,7 +190,7 @@ impl<'a> StreamRun<'a> {
                 .is_err()
             {
                 tracing::warn!(
-                    ?within,
+                    within = %crate::duration_text(within),
                     "the leases could not be released in time: other replicas take them when this replica's heartbeat expires"
                 );
             }

@@ -103,8 +103,23 @@ pub fn parse_sink_url_of(var: &'static str, s: &str) -> Result<Url, SinkUrlError
         shown,
         reason: reason.to_owned(),
     };
-    // An unparsable URL cannot be redacted reliably: it is not shown.
-    let url = Url::parse(s).map_err(|e| fail(String::new(), &format!("not a URL ({e})")))?;
+    // A URL without a scheme ("127.0.0.1:9999", "localhost:8080", which
+    // would parse with the scheme "localhost") is the common slip.
+    if !s.contains("://") {
+        // An unparsable URL cannot be redacted reliably: shown only
+        // without a user part.
+        let shown = if s.contains('@') { String::new() } else { format!("{s:?} ") };
+        let hint = if s.contains('@') {
+            "it has no scheme: start it with http:// or https://".to_owned()
+        } else {
+            format!("it has no scheme: write http://{s} (or https://)")
+        };
+        return Err(fail(shown, &hint));
+    }
+    let url = Url::parse(s).map_err(|e| {
+        let shown = if s.contains('@') { String::new() } else { format!("{s:?} ") };
+        fail(shown, &format!("not a URL ({e})"))
+    })?;
     let shown = format!("{:?} ", redact(&url));
     if !matches!(url.scheme(), "http" | "https") {
         return Err(fail(shown, "the scheme must be http or https"));

@@ -237,9 +237,9 @@ fn after_failure(
     }
     let pause = policy.pause(&err, backoff);
     if attempt == 1 || attempt.is_multiple_of(10) {
-        tracing::warn!(event_id = %event.id, attempt, error = %err, retry_in = ?pause, "delivery failed; retrying");
+        tracing::warn!(event_id = %event.id, attempt, error = %err, retry_in = %crate::duration_text(pause), "delivery failed; retrying");
     } else {
-        tracing::debug!(event_id = %event.id, attempt, error = %err, retry_in = ?pause, "delivery failed; retrying");
+        tracing::debug!(event_id = %event.id, attempt, error = %err, retry_in = %crate::duration_text(pause), "delivery failed; retrying");
     }
     Ok(pause)
 }
@@ -302,7 +302,7 @@ async fn dispose(
             Err(err) => {
                 let pause = policy.pause(&err, &mut backoff);
                 if tries == 1 || tries.is_multiple_of(10) {
-                    tracing::warn!(event_id = %event.id, attempt = tries, error = %err, retry_in = ?pause, "the dead-letter sink failed; retrying");
+                    tracing::warn!(event_id = %event.id, attempt = tries, error = %err, retry_in = %crate::duration_text(pause), "the dead-letter sink failed; retrying");
                 }
                 tokio::select! {
                     _ = give_up.token.cancelled() => return Delivery::Abandoned,

@@ -4,7 +4,8 @@
 //! key `sk` N, a NEW_AND_OLD_IMAGES stream) unless it exists, and prints its
 //! ARN.
 //! `demo-writer ENDPOINT TABLE write` then inserts, updates and deletes an
-//! order every second, until stopped.
+//! order every second (each even order deletes the one before), until
+//! stopped.
 
 use std::time::Duration;
 
@@ -49,8 +50,11 @@ async fn setup(ddb: &aws_sdk_dynamodb::Client, endpoint: &str, table: &str) -> R
 async fn write(ddb: &aws_sdk_dynamodb::Client, table: &str) -> Result<()> {
     let s = |v: &str| AttributeValue::S(v.to_owned());
     let n = |v: i64| AttributeValue::N(v.to_string());
+    // Orders are spread over three customers; the order deleted is the
+    // previous one, under its own customer.
+    let customer_of = |order: i64| format!("customer-{}", order % 3);
     for order in 1.. {
-        let customer = format!("customer-{}", order % 3);
+        let customer = customer_of(order);
         ddb.put_item()
             .table_name(table)
             .item("pk", s(&customer))
@@ -77,7 +81,7 @@ async fn write(ddb: &aws_sdk_dynamodb::Client, table: &str) -> Result<()> {
         if order % 2 == 0 {
             ddb.delete_item()
                 .table_name(table)
-                .key("pk", s(&customer))
+                .key("pk", s(&customer_of(order - 1)))
                 .key("sk", n(order - 1))
                 .send()
                 .await?;
