@@ -412,3 +412,50 @@ async fn help_lists_every_variable_with_its_default_and_never_a_value() {
     }
     assert!(!help.contains(SECRET));
 }
+
+/// The log says, as values a person or a query reads, the settings that
+/// decide what happens and where reading resumes; no field is Rust's Debug
+/// text.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_starting_lines_show_the_settings_as_values() -> anyhow::Result<()> {
+    let ddb = DynamoDbLocal::shared().await;
+    let table = TestTable::create(ddb, KeyShape::Hash, StreamViewType::KeysOnly).await?;
+    let state = tempfile::tempdir()?;
+    let env = common::env(table.arn(), ddb.endpoint(), None, state.path());
+    let mut adapter = common::spawn_healthy(env).await;
+    let field = |lines: &[String], msg: &str, key: &str| -> String {
+        lines
+            .iter()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .find(|l| l["msg"] == msg)
+            .map(|l| l[key].to_string())
+            .unwrap_or_else(|| panic!("no {msg:?} line with {key}: {lines:#?}"))
+    };
+    let lines = adapter
+        .wait_for_stderr(|l| l.iter().any(|l| l.contains("reading shard")), WAIT)
+        .await?;
+    let starting = |key| field(&lines, "starting", key);
+    assert_eq!(starting("starting_position"), "\"TRIM_HORIZON\"");
+    assert_eq!(starting("poll_interval"), "\"100ms\"");
+    assert_eq!(starting("idle_poll_interval"), "\"2s\"");
+    assert_eq!(
+        starting("checkpoint_store"),
+        format!("\"file:{}\"", state.path().display())
+    );
+    assert_eq!(
+        starting("endpoint"),
+        format!("\"{} (AWS_ENDPOINT_URL)\"", ddb.endpoint())
+    );
+    assert_eq!(
+        field(&lines, "checkpoints loaded", "resumes"),
+        "\"at STARTING_POSITION (first start)\""
+    );
+    for line in &lines {
+        for debug in ["Some(", "ShardStart", "SequenceNumber(", "TrimHorizon", " { "] {
+            assert!(!line.contains(debug), "Debug text {debug:?} in {line}");
+        }
+    }
+    adapter.terminate()?;
+    adapter.wait_exit(WAIT).await?;
+    Ok(())
+}

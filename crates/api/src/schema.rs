@@ -17,6 +17,9 @@ use crate::types::{Credentials, IamAuth, KReference, SecretKeySelector};
 pub const ARN_PATTERN: &str =
     r"^arn:[a-z0-9-]+:dynamodb:[a-z0-9-]+:[0-9]{12}:table/[a-zA-Z0-9_.-]{3,255}$";
 
+/// A duration as the adapter's variables take it.
+const DURATION_PATTERN: &str = r"^[0-9]+(ms|s|m|h)$";
+
 /// An IAM role ARN in any partition.
 pub const ROLE_ARN_PATTERN: &str = r"^arn:[a-z0-9-]+:iam::[0-9]{12}:role/.+$";
 
@@ -42,12 +45,15 @@ pub(crate) fn optional_role_arn(_: &mut SchemaGenerator) -> Schema {
     Schema::try_from(schema).expect("an object")
 }
 
+/// The adapter's rule ([`crate::vars::STARTING_POSITION_RULE`]): the names
+/// in any case (spelled out, since a CRD's pattern has no case-insensitive
+/// flag that every validator reads), or an RFC 3339 time.
 pub(crate) fn starting_position(_: &mut SchemaGenerator) -> Schema {
     json_schema!({
-        "description": "LATEST (default), TRIM_HORIZON, or an RFC 3339 time.",
+        "description": "LATEST (default), TRIM_HORIZON (in any case), or an RFC 3339 time.",
         "type": "string",
         "nullable": true,
-        "pattern": r"^(LATEST|TRIM_HORIZON|[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?(Z|[+-][0-9]{2}:[0-9]{2}))$",
+        "pattern": r"^([Ll][Aa][Tt][Ee][Ss][Tt]|[Tt][Rr][Ii][Mm]_[Hh][Oo][Rr][Ii][Zz][Oo][Nn]|[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2}))$",
     })
 }
 
@@ -56,7 +62,7 @@ pub(crate) fn duration(_: &mut SchemaGenerator) -> Schema {
         "description": "A duration such as 250ms, 1s, 2m or 1h.",
         "type": "string",
         "nullable": true,
-        "pattern": r"^[0-9]+(ms|s|m|h)$",
+        "pattern": DURATION_PATTERN,
     })
 }
 
@@ -160,6 +166,7 @@ pub fn validate(object: &Value) -> Result<(), SchemaError> {
             format!("{field}: {}", explain(&field, &e.to_string()))
         })
         .collect();
+    problems.extend(below_floor(object));
     problems.dedup();
     if problems.is_empty() {
         Ok(())
@@ -168,18 +175,53 @@ pub fn validate(object: &Value) -> Result<(), SchemaError> {
     }
 }
 
+/// The adapter's floors that a pattern cannot say: `pollInterval` of at
+/// least [`crate::vars::MIN_POLL_INTERVAL_MS`].
+fn below_floor(object: &Value) -> Option<String> {
+    let text = object.pointer("/spec/pollInterval")?.as_str()?;
+    let split = text.find(|c: char| !c.is_ascii_digit())?;
+    let (n, unit) = text.split_at(split);
+    let factor = match unit {
+        "ms" => 1,
+        "s" => 1000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        _ => return None,
+    };
+    let ms = n.parse::<u64>().ok()?.saturating_mul(factor);
+    let min = crate::vars::MIN_POLL_INTERVAL_MS;
+    (ms < min).then(|| format!("spec.pollInterval: {text:?} is below its minimum, {min}ms"))
+}
+
 /// Plain words for the schema's `oneOf`/`anyOf` rules, whose generic
-/// messages do not say what is expected.
+/// messages do not say what is expected, and for patterns, whose messages
+/// show a regular expression.
 fn explain(field: &str, message: &str) -> String {
     let one_of = message.contains("oneOf");
     let any_of = message.contains("anyOf");
+    if let Some((value, pattern)) = message.split_once(" does not match ") {
+        return match field {
+            "spec.arn" => match value.split_once("/stream/") {
+                Some((table, _)) => {
+                    format!("{value} is a stream's ARN; give its table's ARN instead, {table}\"")
+                }
+                None => format!(
+                    "{value} is not a table ARN (arn:{{partition}}:dynamodb:{{region}}:{{account}}:table/{{name}})"
+                ),
+            },
+            "spec.startingPosition" => {
+                format!("{value} is not {}", crate::vars::STARTING_POSITION_RULE)
+            }
+            _ if pattern.contains(DURATION_PATTERN) => {
+                format!("{value} is not a duration such as 250ms, 1s, 2m or 1h")
+            }
+            _ if pattern.contains(ROLE_ARN_PATTERN) => format!(
+                "{value} is not an IAM role ARN (arn:{{partition}}:iam::{{account}}:role/{{name}})"
+            ),
+            _ => message.to_owned(),
+        };
+    }
     match field {
-        "spec.arn" if message.contains(" does not match ") => {
-            let value = message.split(" does not match ").next().unwrap_or_default();
-            format!(
-                "{value} is not a table ARN (arn:{{partition}}:dynamodb:{{region}}:{{account}}:table/{{name}})"
-            )
-        }
         "spec.auth" if one_of => {
             "exactly one of credentials, iamRole (or iamrole) and iam must be given".to_owned()
         }

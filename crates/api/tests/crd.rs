@@ -120,10 +120,58 @@ fn any_partition_and_region_name_and_the_other_auth_forms_are_accepted() {
     assert!(validate(&object).is_ok(), "{:?}", validate(&object));
 }
 
+/// The adapter's rule: the names in any case, or an RFC 3339 time; other
+/// values are told the rule, not a regular expression.
+#[test]
+fn starting_positions_follow_the_adapters_rule() {
+    for ok in ["LATEST", "latest", "Trim_Horizon", "2024-01-01T00:00:00Z", "2024-01-01t00:00:00.5+02:00"] {
+        let object = seed_with("/spec/startingPosition", Some(json!(ok)));
+        assert!(validate(&object).is_ok(), "{ok}: {:?}", validate(&object));
+    }
+    for bad in ["EARLIEST", "latest!", "2024-13-01"] {
+        let message = rejection(&seed_with("/spec/startingPosition", Some(json!(bad))));
+        assert_eq!(
+            message,
+            format!(
+                "spec.startingPosition: {bad:?} is not {}",
+                awsdynamodbsource_api::vars::STARTING_POSITION_RULE
+            )
+        );
+    }
+}
+
+#[test]
+fn poll_intervals_below_the_adapters_floor_are_rejected() {
+    let object = seed_with("/spec/pollInterval", Some(json!("100ms")));
+    assert!(validate(&object).is_ok());
+    for bad in ["0s", "50ms"] {
+        let message = rejection(&seed_with("/spec/pollInterval", Some(json!(bad))));
+        assert_eq!(
+            message,
+            format!("spec.pollInterval: {bad:?} is below its minimum, 100ms")
+        );
+    }
+    let message = rejection(&seed_with("/spec/pollInterval", Some(json!("fast"))));
+    assert_eq!(
+        message,
+        "spec.pollInterval: \"fast\" is not a duration such as 250ms, 1s, 2m or 1h"
+    );
+}
+
+#[test]
+fn a_stream_arn_is_told_apart_with_its_tables_arn() {
+    let table = "arn:aws:dynamodb:us-west-2:123456789012:table/triggermeshtest";
+    let stream = format!("{table}/stream/2024-01-01T00:00:00.000");
+    let message = rejection(&seed_with("/spec/arn", Some(json!(stream))));
+    assert_eq!(
+        message,
+        format!("spec.arn: {stream:?} is a stream's ARN; give its table's ARN instead, {table:?}")
+    );
+}
+
 #[test]
 fn a_non_table_arn_is_rejected_naming_the_field() {
     for arn in [
-        "arn:aws:dynamodb:us-west-2:123456789012:table/triggermeshtest/stream/2024-01-01T00:00:00.000",
         "arn:aws:s3:::bucket",
         "arn:aws:dynamodb:us-west-2:1234:table/short-account",
         "arn:aws:dynamodb:us-west-2:123456789012:index/x",

@@ -52,3 +52,13 @@ pub const AWS_ENDPOINT_URL_DYNAMODB_STREAMS: &str = "AWS_ENDPOINT_URL_DYNAMODB_S
 // way: the label on every shard Lease (COORDINATION=kubernetes) naming its
 // source, by which the controller sees that a source's adapters use Leases.
 pub const LEASE_SOURCE_LABEL: &str = "awsdynamodbsource.triggermesh.io/source";
+
+// Not a name either: the one rule for a starting position, wherever one is
+// given (the adapter's variable, the CRD's field, tmctl's flag), so that
+// all three take the same values and say the same thing about others.
+pub const STARTING_POSITION_RULE: &str =
+    "LATEST, TRIM_HORIZON (in any case) or an RFC 3339 time such as 2024-01-01T00:00:00Z";
+
+// And the floor of POLL_INTERVAL, which the CRD's check shares: 10
+// GetRecords calls a second per idle shard (AWS Lambda makes 4).
+pub const MIN_POLL_INTERVAL_MS: u64 = 100;

@@ -32,9 +32,8 @@ K_LOGGING_CONFIG, K_METRICS_CONFIG and K_TRACING_CONFIG (Knative) are accepted a
 The IAM policy needs exactly: dynamodb:ListStreams, dynamodb:DescribeStream,
 dynamodb:GetShardIterator, dynamodb:GetRecords.";
 
-/// The shortest POLL_INTERVAL and IDLE_POLL_INTERVAL: 10 GetRecords calls a
-/// second per idle shard (AWS Lambda makes 4).
-const MIN_POLL_INTERVAL: Duration = Duration::from_millis(100);
+/// The shortest POLL_INTERVAL and IDLE_POLL_INTERVAL (the CRD checks it too).
+const MIN_POLL_INTERVAL: Duration = Duration::from_millis(MIN_POLL_INTERVAL_MS);
 /// The shortest sink timeouts: below, a sink across a network could never answer.
 const MIN_SINK_TIMEOUT: Duration = Duration::from_millis(100);
 /// The shortest lease: renewed every third of it, a lease shorter than 2 s

@@ -28,14 +28,8 @@ pub enum StartingPosition {
     At(time::OffsetDateTime),
 }
 
-/// The one rule for a starting position, wherever one is given (the
-/// adapter's variable, the CRD, tmctl): LATEST or TRIM_HORIZON in any case,
-/// or an RFC 3339 time.
-pub const STARTING_POSITION_RULE: &str =
-    "LATEST, TRIM_HORIZON (in any case) or an RFC 3339 time such as 2024-01-01T00:00:00Z";
-
 #[derive(Debug, thiserror::Error)]
-#[error("{var} {0:?} is not {STARTING_POSITION_RULE}", var = vars::STARTING_POSITION)]
+#[error("{var} {0:?} is not {rule}", var = vars::STARTING_POSITION, rule = vars::STARTING_POSITION_RULE)]
 pub struct StartingPositionError(String);
 
 impl fmt::Display for StartingPosition {

@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-pub use config::{EngineConfig, STARTING_POSITION_RULE, StartingPosition, StartingPositionError};
+pub use config::{EngineConfig, StartingPosition, StartingPositionError};
 pub use startup::{StartupError, await_credentials, preflight};
 use stream_run::StreamRun;
 
