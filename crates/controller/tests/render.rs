@@ -47,6 +47,10 @@ fn render(file: &str, stdin: Option<&str>) -> Vec<Value> {
         .collect()
 }
 
+fn seed() -> String {
+    std::fs::read_to_string(testdata("seed.yaml")).expect("the seed")
+}
+
 fn of_kind<'a>(docs: &'a [Value], kind: &str) -> &'a Value {
     docs.iter()
         .find(|d| d["kind"] == kind)
@@ -174,4 +178,145 @@ fn a_bad_manifest_gives_one_line_naming_the_field() {
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(stderr.contains("spec.arn: "), "{stderr}");
     assert!(out.stdout.is_empty());
+}
+
+fn container_of(deployment: &Value) -> &Value {
+    &deployment["spec"]["template"]["spec"]["containers"][0]
+}
+
+/// The rules of Pod Security's `restricted` profile that a pod template
+/// can break, as its admission checks them, and a read-only root.
+fn assert_restricted(deployment: &Value) {
+    let pod = &deployment["spec"]["template"]["spec"];
+    for host in ["hostNetwork", "hostPID", "hostIPC"] {
+        assert_ne!(pod[host], true, "{host}");
+    }
+    for volume in pod["volumes"].as_array().into_iter().flatten() {
+        assert!(
+            volume.get("hostPath").is_none(),
+            "a hostPath volume: {volume}"
+        );
+    }
+    let on_pod = &pod["securityContext"];
+    assert_ne!(on_pod["runAsUser"], 0, "the pod runs as root");
+    let seccomp_ok = |p: &Value| matches!(p["type"].as_str(), Some("RuntimeDefault" | "Localhost"));
+    let containers: Vec<&Value> = ["initContainers", "containers", "ephemeralContainers"]
+        .iter()
+        .flat_map(|k| pod[k].as_array().into_iter().flatten())
+        .collect();
+    assert!(!containers.is_empty());
+    for c in containers {
+        let name = &c["name"];
+        let context = &c["securityContext"];
+        assert_eq!(context["allowPrivilegeEscalation"], false, "{name}");
+        assert_ne!(context["privileged"], true, "{name}");
+        let capabilities = &context["capabilities"];
+        assert!(
+            capabilities["drop"]
+                .as_array()
+                .is_some_and(|d| d.contains(&json!("ALL"))),
+            "{name}: capabilities drop ALL"
+        );
+        assert!(
+            capabilities["add"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .all(|c| c == "NET_BIND_SERVICE"),
+            "{name}: no capability added but NET_BIND_SERVICE"
+        );
+        assert!(
+            context["runAsNonRoot"] == true
+                || (on_pod["runAsNonRoot"] == true && context["runAsNonRoot"] != false),
+            "{name}: runAsNonRoot"
+        );
+        assert_ne!(context["runAsUser"], 0, "{name} runs as root");
+        assert!(
+            seccomp_ok(&context["seccompProfile"])
+                || (context["seccompProfile"].is_null() && seccomp_ok(&on_pod["seccompProfile"])),
+            "{name}: seccompProfile RuntimeDefault or Localhost"
+        );
+        assert_eq!(context["readOnlyRootFilesystem"], true, "{name}");
+        for port in c["ports"].as_array().into_iter().flatten() {
+            assert!(port.get("hostPort").is_none(), "{name}: a host port");
+        }
+    }
+}
+
+#[test]
+fn the_adapter_passes_the_restricted_pod_security_profile() {
+    let docs = render(&testdata("seed.yaml"), None);
+    assert_restricted(of_kind(&docs, "Deployment"));
+}
+
+/// Probes: only `/health` (whose verdict includes the sink) decides
+/// readiness; what restarts the container asks only whether it serves.
+#[test]
+fn readiness_is_health_and_liveness_ignores_delivery() {
+    let docs = render(&testdata("seed.yaml"), None);
+    let container = container_of(of_kind(&docs, "Deployment"));
+    let probe_path = |probe: &str| {
+        assert_eq!(container[probe]["httpGet"]["port"], "health", "{probe}");
+        container[probe]["httpGet"]["path"].clone()
+    };
+    assert_eq!(probe_path("readinessProbe"), "/health");
+    assert_eq!(probe_path("livenessProbe"), "/livez");
+    assert_eq!(probe_path("startupProbe"), "/livez");
+    let ports = container["ports"].as_array().expect("ports");
+    assert!(ports.iter().any(|p| p["name"] == "health"));
+}
+
+/// Without overrides: requests, and Prometheus's annotations naming the
+/// `metrics` port.
+#[test]
+fn defaults_requests_and_scrape_annotations() {
+    let docs = render(&testdata("seed.yaml"), None);
+    let deployment = of_kind(&docs, "Deployment");
+    let container = container_of(deployment);
+    let resources = &container["resources"];
+    assert!(resources["requests"]["cpu"].is_string(), "{resources}");
+    assert!(resources["requests"]["memory"].is_string(), "{resources}");
+    assert!(
+        resources["limits"].is_null(),
+        "no default limits: {resources}"
+    );
+    let metrics_port = container["ports"]
+        .as_array()
+        .expect("ports")
+        .iter()
+        .find(|p| p["name"] == "metrics")
+        .expect("a port named metrics")["containerPort"]
+        .clone();
+    let annotations = &deployment["spec"]["template"]["metadata"]["annotations"];
+    assert_eq!(annotations["prometheus.io/scrape"], "true");
+    assert_eq!(annotations["prometheus.io/path"], "/metrics");
+    assert_eq!(
+        annotations["prometheus.io/port"],
+        metrics_port.to_string(),
+        "the metrics port, as a string"
+    );
+}
+
+/// `adapterOverrides` win over the defaults and keep the pod restricted.
+#[test]
+fn overrides_replace_the_resources_and_win_over_the_annotations() {
+    let manifest = format!(
+        "{}  adapterOverrides:\n    annotations:\n      prometheus.io/scrape: \"false\"\n      team: data\n    resources:\n      limits:\n        memory: 256Mi\n",
+        seed()
+    );
+    let docs = render("-", Some(&manifest));
+    let deployment = of_kind(&docs, "Deployment");
+    let annotations = &deployment["spec"]["template"]["metadata"]["annotations"];
+    assert_eq!(annotations["prometheus.io/scrape"], "false");
+    assert_eq!(annotations["team"], "data");
+    assert_eq!(
+        annotations["prometheus.io/path"], "/metrics",
+        "the rest kept"
+    );
+    assert_eq!(
+        container_of(deployment)["resources"],
+        json!({"limits": {"memory": "256Mi"}}),
+        "the override whole, no default request beside it"
+    );
+    assert_restricted(deployment);
 }
