@@ -11,12 +11,15 @@ use clap::{Parser, Subcommand};
 #[derive(Parser)]
 #[command(version)]
 struct Args {
-    /// The adapter's container image.
+    /// The adapter's container image. By default the adapter of this
+    /// controller's own version: a rollout of the controller then rolls the
+    /// adapters to the code it was built with, never to whatever `latest`
+    /// is.
     #[arg(
         long,
         global = true,
         env = "AWSDYNAMODBSOURCE_ADAPTER_IMAGE",
-        default_value = "awsdynamodbsource-adapter:latest"
+        default_value = concat!("awsdynamodbsource-adapter:", env!("CARGO_PKG_VERSION"))
     )]
     adapter_image: String,
     #[command(subcommand)]

@@ -297,6 +297,16 @@ fn defaults_requests_and_scrape_annotations() {
     );
 }
 
+/// A controller runs the adapter it was built with, not `latest`.
+#[test]
+fn the_default_adapter_image_is_the_controllers_version() {
+    let docs = render(&testdata("seed.yaml"), None);
+    assert_eq!(
+        container_of(of_kind(&docs, "Deployment"))["image"],
+        format!("awsdynamodbsource-adapter:{}", env!("CARGO_PKG_VERSION"))
+    );
+}
+
 /// `adapterOverrides` win over the defaults and keep the pod restricted.
 #[test]
 fn overrides_replace_the_resources_and_win_over_the_annotations() {
