@@ -41,9 +41,11 @@ enum Command {
     /// Prints, without a cluster, the objects the controller would create
     /// for a source manifest.
     Render {
-        /// The URL the adapter would post to (the resolved sink).
+        /// The URL the adapter posts to, instead of `spec.sink`. Needed when
+        /// the sink is a ref to anything but a core Service: its address is
+        /// in the cluster.
         #[arg(long, value_name = "URI")]
-        sink_uri: String,
+        sink_uri: Option<String>,
         /// The AWSDynamoDBSource manifest (YAML), `-` for standard input.
         #[arg(short = 'f', long = "filename", value_name = "FILE")]
         file: String,
@@ -93,7 +95,7 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            match render(&manifest, &sink_uri, &settings) {
+            match render(&manifest, sink_uri.as_deref(), &settings) {
                 Ok(yaml) => {
                     print!("{yaml}");
                     ExitCode::SUCCESS

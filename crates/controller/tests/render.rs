@@ -35,7 +35,15 @@ fn run(args: &[&str], stdin: Option<&str>) -> Output {
 
 /// The rendered documents, by kind.
 fn render(file: &str, stdin: Option<&str>) -> Vec<Value> {
-    let out = run(&["render", "--sink-uri", SINK, "-f", file], stdin);
+    render_with(&["--sink-uri", SINK], file, stdin)
+}
+
+/// The same, with `args` before `-f`.
+fn render_with(args: &[&str], file: &str, stdin: Option<&str>) -> Vec<Value> {
+    let mut all = vec!["render"];
+    all.extend_from_slice(args);
+    all.extend(["-f", file]);
+    let out = run(&all, stdin);
     assert!(
         out.status.success(),
         "render failed: {}",
@@ -49,6 +57,18 @@ fn render(file: &str, stdin: Option<&str>) -> Vec<Value> {
 
 fn seed() -> String {
     std::fs::read_to_string(testdata("seed.yaml")).expect("the seed")
+}
+
+/// The seed with its sink (a RedisBroker ref) replaced by `sink`, the
+/// lines under `sink:`.
+fn seed_with_sink(sink: &str) -> String {
+    const BROKER: &str = "  sink:\n    ref:\n      apiVersion: eventing.triggermesh.io/v1alpha1\n      kind: RedisBroker\n      name: triggermesh\n";
+    let seed = seed();
+    assert!(
+        seed.contains(BROKER),
+        "the seed's sink is a RedisBroker ref"
+    );
+    seed.replace(BROKER, &format!("  sink:\n{sink}"))
 }
 
 fn of_kind<'a>(docs: &'a [Value], kind: &str) -> &'a Value {
@@ -329,4 +349,101 @@ fn overrides_replace_the_resources_and_win_over_the_annotations() {
         "the override whole, no default request beside it"
     );
     assert_restricted(deployment);
+}
+
+#[test]
+fn with_a_uid_every_object_is_owned_by_the_source() {
+    let uid = "0e5b2c1a-6f43-4d3c-9d53-1b2f1a7c9e10";
+    let manifest = seed().replace(
+        "  name: sample\n",
+        &format!("  name: sample\n  uid: {uid}\n"),
+    );
+    assert!(manifest.contains(uid), "the uid went in");
+    let docs = render("-", Some(&manifest));
+    for doc in &docs {
+        let kind = &doc["kind"];
+        let owners = doc["metadata"]["ownerReferences"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{kind} has no owner"));
+        assert_eq!(owners.len(), 1, "{kind}");
+        let owner = &owners[0];
+        assert_eq!(owner["apiVersion"], "sources.triggermesh.io/v1alpha1");
+        assert_eq!(owner["kind"], "AWSDynamoDBSource");
+        assert_eq!(owner["name"], "sample");
+        assert_eq!(owner["uid"], uid);
+        // The shared account may have other sources as owners.
+        let controls = *kind != "ServiceAccount";
+        assert_eq!(owner["controller"], controls, "{kind}");
+    }
+    // Without one, nothing is owned: a wrong owner would be collected.
+    for doc in render(&testdata("seed.yaml"), None) {
+        assert!(doc["metadata"]["ownerReferences"].is_null(), "{doc}");
+    }
+}
+
+/// The seed's RedisBroker ref has its address only in the cluster: one
+/// line says so and how to give it.
+#[test]
+fn an_addressable_ref_without_sink_uri_asks_for_it() {
+    let out = run(&["render", "-f", &testdata("seed.yaml")], None);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    for part in [
+        "RedisBroker",
+        "eventing.triggermesh.io/v1alpha1",
+        "default/triggermesh",
+        "only in the cluster",
+        "--sink-uri",
+    ] {
+        assert!(stderr.contains(part), "{part}: {stderr}");
+    }
+}
+
+/// A `uri`, or a core Service ref, needs no cluster; `--sink-uri`
+/// overrides either.
+#[test]
+fn a_uri_or_a_service_ref_renders_without_sink_uri() {
+    let k_sink =
+        |docs: &[Value]| var(&env_of(of_kind(docs, "Deployment")), "K_SINK")["value"].clone();
+    let uri = seed_with_sink("    uri: https://hooks.example/dynamodb\n");
+    assert_eq!(
+        k_sink(&render_with(&[], "-", Some(&uri))),
+        "https://hooks.example/dynamodb"
+    );
+
+    let service = seed_with_sink(
+        "    ref:\n      apiVersion: v1\n      kind: Service\n      name: display\n      namespace: apps\n    uri: /events\n",
+    );
+    assert_eq!(
+        k_sink(&render_with(&[], "-", Some(&service))),
+        "http://display.apps.svc.cluster.local/events"
+    );
+
+    for manifest in [uri, service, seed()] {
+        assert_eq!(
+            k_sink(&render_with(&["--sink-uri", SINK], "-", Some(&manifest))),
+            SINK,
+            "--sink-uri wins"
+        );
+    }
+}
+
+#[test]
+fn a_sink_uri_that_is_no_url_is_one_line() {
+    let out = run(
+        &[
+            "render",
+            "--sink-uri",
+            "broker:80",
+            "-f",
+            &testdata("seed.yaml"),
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("--sink-uri \"broker:80\""), "{stderr}");
 }
