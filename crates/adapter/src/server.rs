@@ -1,4 +1,4 @@
-//! `/health` and `/metrics` over HTTP.
+//! `/health`, `/livez` and `/metrics` over HTTP.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -31,6 +31,16 @@ async fn health(State(s): State<AppState>) -> impl IntoResponse {
     }
 }
 
+/// Liveness: 200 as long as the runtime that runs the engine serves this
+/// request, with no verdict on delivery. Unlike `/health`, this is what
+/// may restart the process: a restart while the sink or the stream fails
+/// would only send again what was delivered since the last checkpoint and
+/// meet the same failure, so those make the adapter unready (`/health`),
+/// never dead. A runtime that no longer answers is what a restart fixes.
+async fn live() -> StatusCode {
+    StatusCode::OK
+}
+
 async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
     let mut body = String::new();
     match prometheus_client::encoding::text::encode(&mut body, &s.registry) {
@@ -58,7 +68,9 @@ pub async fn start(
         health: h,
         registry,
     };
-    let health_routes = Router::new().route("/health", get(health));
+    let health_routes = Router::new()
+        .route("/health", get(health))
+        .route("/livez", get(live));
     let metrics_routes = Router::new().route("/metrics", get(metrics));
     let bind = |port: u16, var: &'static str| async move {
         TcpListener::bind(SocketAddr::from(([0, 0, 0, 0], port)))

@@ -11,12 +11,15 @@ use clap::{Parser, Subcommand};
 #[derive(Parser)]
 #[command(version)]
 struct Args {
-    /// The adapter's container image.
+    /// The adapter's container image. By default the adapter of this
+    /// controller's own version: a rollout of the controller then rolls the
+    /// adapters to the code it was built with, never to whatever `latest`
+    /// is.
     #[arg(
         long,
         global = true,
         env = "AWSDYNAMODBSOURCE_ADAPTER_IMAGE",
-        default_value = "awsdynamodbsource-adapter:latest"
+        default_value = concat!("awsdynamodbsource-adapter:", env!("CARGO_PKG_VERSION"))
     )]
     adapter_image: String,
     #[command(subcommand)]
@@ -38,9 +41,11 @@ enum Command {
     /// Prints, without a cluster, the objects the controller would create
     /// for a source manifest.
     Render {
-        /// The URL the adapter would post to (the resolved sink).
+        /// The URL the adapter posts to, instead of `spec.sink`. Needed when
+        /// the sink is a ref to anything but a core Service: its address is
+        /// in the cluster.
         #[arg(long, value_name = "URI")]
-        sink_uri: String,
+        sink_uri: Option<String>,
         /// The AWSDynamoDBSource manifest (YAML), `-` for standard input.
         #[arg(short = 'f', long = "filename", value_name = "FILE")]
         file: String,
@@ -90,7 +95,7 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            match render(&manifest, &sink_uri, &settings) {
+            match render(&manifest, sink_uri.as_deref(), &settings) {
                 Ok(yaml) => {
                     print!("{yaml}");
                     ExitCode::SUCCESS

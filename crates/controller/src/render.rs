@@ -1,10 +1,10 @@
 //! `render`: the objects the controller would create for a manifest, as
 //! YAML, without a cluster (for GitOps and for tests).
 
-use awsdynamodbsource_api::{AWSDynamoDBSource, validate};
+use awsdynamodbsource_api::{AWSDynamoDBSource, Destination, validate};
 
 use crate::resources::{AdapterSettings, Targets, desired, namespace};
-use crate::sink::{SinkError, resolve};
+use crate::sink::{SinkError, is_core_service, ref_namespace, resolve};
 
 /// Why a manifest cannot be rendered; the message names the problem.
 #[derive(Debug, thiserror::Error)]
@@ -19,14 +19,30 @@ pub enum RenderError {
     Decode(#[from] serde_json::Error),
     #[error("dead-letter sink: {0} (render resolves a uri or a core Service ref only)")]
     DeadLetter(#[from] SinkError),
+    #[error("{0}")]
+    Sink(SinkError),
+    #[error("--sink-uri {0:?} is not an absolute http(s) URL")]
+    SinkUri(String),
+    /// The sink is a ref to an addressable object: its URL is in that
+    /// object's status, in the cluster.
+    #[error(
+        "the sink is a {kind} ref ({api_version} {namespace}/{name}); its address is known only in the cluster: pass --sink-uri URL"
+    )]
+    SinkInCluster {
+        kind: String,
+        api_version: String,
+        namespace: String,
+        name: String,
+    },
 }
 
 /// The YAML documents for one source manifest, in the order they are
 /// applied: service account, checkpoint ConfigMap, Role, RoleBinding,
-/// Deployment.
+/// Deployment (and with replicas, the PodDisruptionBudget). `sink_uri`,
+/// when given, is the sink's URL whatever `spec.sink` says.
 pub fn render(
     manifest: &str,
-    sink_uri: &str,
+    sink_uri: Option<&str>,
     settings: &AdapterSettings,
 ) -> Result<String, RenderError> {
     let object: serde_json::Value =
@@ -40,18 +56,23 @@ pub fn render(
     }
     validate(&object)?;
     let source: AWSDynamoDBSource = serde_json::from_value(object)?;
+    let namespace = namespace(&source);
+    let sink = match sink_uri {
+        Some(uri) => match url::Url::parse(uri) {
+            Ok(url) if matches!(url.scheme(), "http" | "https") => url.to_string(),
+            _ => return Err(RenderError::SinkUri(uri.to_owned())),
+        },
+        None => offline_sink(&source.spec.sink, &namespace)?,
+    };
     // Without a cluster, only what needs no lookup can be resolved.
     let dead_letter = source
         .spec
         .delivery
         .as_ref()
         .and_then(|d| d.dead_letter_sink.as_ref())
-        .map(|d| resolve(d, &namespace(&source), None))
+        .map(|d| resolve(d, &namespace, None))
         .transpose()?;
-    let targets = Targets {
-        sink: sink_uri.to_owned(),
-        dead_letter,
-    };
+    let targets = Targets { sink, dead_letter };
     // Offline, Leases cannot be seen: only `replicas` turns them on.
     let d = desired(&source, &targets, settings, false);
     let mut docs = vec![
@@ -69,4 +90,19 @@ pub fn render(
         .map(|doc| serde_saphyr::to_string(doc).unwrap_or_default())
         .collect::<Vec<_>>()
         .join("---\n"))
+}
+
+/// `spec.sink` without a cluster: a `uri`, or a core Service's DNS name.
+/// Any other ref's address is in its object's status, which only the
+/// cluster has.
+fn offline_sink(sink: &Destination, namespace: &str) -> Result<String, RenderError> {
+    match &sink.reference {
+        Some(reference) if !is_core_service(reference) => Err(RenderError::SinkInCluster {
+            kind: reference.kind.clone(),
+            api_version: reference.api_version.clone(),
+            namespace: ref_namespace(reference, namespace).to_owned(),
+            name: reference.name.clone(),
+        }),
+        _ => resolve(sink, namespace, None).map_err(RenderError::Sink),
+    }
 }

@@ -135,3 +135,36 @@ fn the_controller_may_do_what_it_does() {
             .any(|v| v["name"] == "AWSDYNAMODBSOURCE_ADAPTER_IMAGE")
     );
 }
+
+/// The release installs the images of this version, never `latest`: a
+/// controller runs the adapter it was built with.
+#[test]
+fn the_images_are_of_this_version() {
+    let docs = documents();
+    let controller = docs
+        .iter()
+        .find(|(_, d)| d["kind"] == "Deployment")
+        .map(|(_, d)| d)
+        .unwrap();
+    let container = &controller["spec"]["template"]["spec"]["containers"][0];
+    let adapter = container["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == "AWSDYNAMODBSOURCE_ADAPTER_IMAGE")
+        .expect("the adapter's image is set");
+    let version = env!("CARGO_PKG_VERSION");
+    for image in [&container["image"], &adapter["value"]] {
+        let tag = image
+            .as_str()
+            .and_then(|i| i.rsplit_once(':'))
+            .map(|(_, t)| t);
+        assert_eq!(tag, Some(version), "{image}");
+    }
+    // And Pod Security's `restricted` profile, as the adapters.
+    let context = &container["securityContext"];
+    assert_eq!(context["allowPrivilegeEscalation"], false);
+    assert_eq!(context["runAsNonRoot"], true);
+    assert_eq!(context["capabilities"]["drop"], serde_json::json!(["ALL"]));
+    assert_eq!(context["seccompProfile"]["type"], "RuntimeDefault");
+}

@@ -352,6 +352,68 @@ async fn nothing_changed_means_reads_only() {
     );
 }
 
+/// A Deployment as the API server stores it: with the defaults it fills in
+/// (pull policy, probe timeouts and schemes, DNS policy, ...).
+fn as_stored(mut deployment: Value) -> Value {
+    deployment["metadata"]["generation"] = json!(1);
+    deployment["metadata"]["uid"] = json!("d-1");
+    deployment["spec"]["revisionHistoryLimit"] = json!(10);
+    deployment["spec"]["progressDeadlineSeconds"] = json!(600);
+    let pod = &mut deployment["spec"]["template"]["spec"];
+    pod["restartPolicy"] = json!("Always");
+    pod["dnsPolicy"] = json!("ClusterFirst");
+    pod["schedulerName"] = json!("default-scheduler");
+    pod["terminationGracePeriodSeconds"] = json!(30);
+    pod["serviceAccount"] = pod["serviceAccountName"].clone();
+    let container = &mut pod["containers"][0];
+    container["imagePullPolicy"] = json!("IfNotPresent");
+    container["terminationMessagePath"] = json!("/dev/termination-log");
+    for port in container["ports"].as_array_mut().unwrap() {
+        port["protocol"] = json!("TCP");
+    }
+    for probe in ["startupProbe", "livenessProbe", "readinessProbe"] {
+        let probe = &mut container[probe];
+        assert!(probe.is_object(), "{probe}");
+        probe["httpGet"]["scheme"] = json!("HTTP");
+        probe["successThreshold"] = json!(1);
+        for (field, default) in [
+            ("timeoutSeconds", 1),
+            ("periodSeconds", 10),
+            ("failureThreshold", 3),
+        ] {
+            if probe[field].is_null() {
+                probe[field] = json!(default);
+            }
+        }
+    }
+    deployment
+}
+
+/// What the API server fills into the Deployment and the budget is never
+/// taken for a change: no write but the first status, so no endless
+/// updates.
+#[tokio::test]
+async fn what_the_api_server_fills_in_is_no_change() {
+    let mut source = seed();
+    source.spec.replicas = Some(2);
+    let mut existing = as_created(&source);
+    existing[4] = available(as_stored(existing[4].clone()));
+    existing[5]["metadata"]["generation"] = json!(1);
+    existing[5]["status"] = json!({"currentHealthy": 2, "desiredHealthy": 1,
+        "disruptionsAllowed": 1, "expectedPods": 2, "observedGeneration": 1});
+    let (mut handle, run) = start(source);
+    observed(&mut handle, &existing).await;
+    expect(&mut handle, "PATCH", STATUS, |_| {
+        (StatusCode::OK, serde_json::to_value(seed()).unwrap())
+    })
+    .await;
+    finish(run).await.unwrap();
+    assert!(
+        handle.next_request().await.is_none(),
+        "no write but the status"
+    );
+}
+
 #[tokio::test]
 async fn a_spec_change_replaces_the_deployment_at_its_version() {
     let before = seed();
@@ -689,6 +751,10 @@ async fn replicas_share_the_stream_through_leases_with_a_disruption_budget() {
         "read once: where shards without a Lease begin"
     );
     assert_eq!(budget["spec"]["maxUnavailable"], 1);
+    assert_eq!(
+        budget["spec"]["unhealthyPodEvictionPolicy"], "AlwaysAllow",
+        "an unready pod (a failing sink) does not block drains"
+    );
     assert_eq!(
         budget["spec"]["selector"]["matchLabels"],
         deployment["spec"]["selector"]["matchLabels"]

@@ -196,6 +196,7 @@ pub fn record_sequence(r: &Record) -> &str {
 pub struct Probe {
     http: reqwest::Client,
     health: String,
+    live: String,
     metrics: String,
 }
 
@@ -215,6 +216,7 @@ impl Probe {
                 .build()
                 .expect("an HTTP client"),
             health: format!("http://127.0.0.1:{}/health", port("HEALTH_PORT")),
+            live: format!("http://127.0.0.1:{}/livez", port("HEALTH_PORT")),
             metrics: format!(
                 "http://127.0.0.1:{}/metrics",
                 port("METRICS_PROMETHEUS_PORT")
@@ -227,6 +229,11 @@ impl Probe {
         let resp = self.http.get(&self.health).send().await?;
         let status = resp.status().as_u16();
         Ok((status, resp.text().await?))
+    }
+
+    /// `/livez`'s status.
+    pub async fn live(&self) -> anyhow::Result<u16> {
+        Ok(self.http.get(&self.live).send().await?.status().as_u16())
     }
 
     /// Polls `/health` until `condition` holds for its status and body;

@@ -297,12 +297,14 @@ fn budget_fields(
 ) -> (
     Option<&k8s_openapi::apimachinery::pkg::util::intstr::IntOrString>,
     Option<&std::collections::BTreeMap<String, String>>,
+    Option<&str>,
 ) {
     let spec = budget.spec.as_ref();
     (
         spec.and_then(|s| s.max_unavailable.as_ref()),
         spec.and_then(|s| s.selector.as_ref())
             .and_then(|s| s.match_labels.as_ref()),
+        spec.and_then(|s| s.unhealthy_pod_eviction_policy.as_deref()),
     )
 }
 

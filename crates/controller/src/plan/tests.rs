@@ -485,16 +485,46 @@ fn a_disruption_budget_only_with_replicas_and_only_its_own() {
     let mut source = seed();
     source.spec.replicas = Some(2);
     let mut observed = available(created(&source));
-    // As the API server returns it, with a default filled in.
-    if let Some(spec) = observed
+    // As the API server returns it, with what it fills in.
+    if let Some(budget) = observed.disruption_budget.as_mut() {
+        budget.metadata.resource_version = Some("9".into());
+        budget.metadata.generation = Some(1);
+        if let Some(spec) = budget.spec.as_mut() {
+            spec.min_available = None;
+        }
+        budget.status = Some(k8s_openapi::api::policy::v1::PodDisruptionBudgetStatus {
+            current_healthy: 2,
+            desired_healthy: 1,
+            expected_pods: 2,
+            disruptions_allowed: 1,
+            ..Default::default()
+        });
+    }
+    assert!(observed.disruption_budget.is_some());
+    assert!(kinds(&plan(&source, &observed, &settings(), NOW)).is_empty());
+
+    // A budget from before unready pods could always be evicted: replaced
+    // once, at its version.
+    let mut older = observed.clone();
+    if let Some(spec) = older
         .disruption_budget
         .as_mut()
         .and_then(|b| b.spec.as_mut())
     {
-        spec.unhealthy_pod_eviction_policy = Some("IfHealthyBudget".into());
+        spec.unhealthy_pod_eviction_policy = None;
     }
-    assert!(observed.disruption_budget.is_some());
-    assert!(kinds(&plan(&source, &observed, &settings(), NOW)).is_empty());
+    let changes = plan(&source, &older, &settings(), NOW).changes;
+    let [Change::ReplaceDisruptionBudget(replaced)] = &changes[..] else {
+        panic!("one replacement of the budget: {changes:?}")
+    };
+    assert_eq!(replaced.metadata.resource_version.as_deref(), Some("9"));
+    assert_eq!(
+        replaced
+            .spec
+            .as_ref()
+            .and_then(|s| s.unhealthy_pod_eviction_policy.as_deref()),
+        Some("AlwaysAllow")
+    );
 
     source.spec.replicas = Some(1);
     let kinds_now = |observed: &Observed| kinds(&plan(&source, observed, &settings(), NOW));
