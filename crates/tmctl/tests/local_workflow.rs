@@ -14,7 +14,7 @@ use anyhow::{Context, Result, bail, ensure};
 use awsdynamodb_testkit::{
     DynamoDbLocal, KeyShape, RecordingSink, StreamViewType, TestTable, free_port, items,
 };
-use serde_json::Value;
+use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 const KEY_ID: &str = "AKIDTMCTLTEST";
@@ -76,17 +76,19 @@ impl Tmctl {
         Ok(String::from_utf8(out.stdout)?)
     }
 
-    /// Runs a command that must fail; its stderr, which must be one line.
+    /// Runs a command that must fail; its error, which must be one line
+    /// (after the progress lines of a source being waited for, if any).
     async fn fails(&self, args: &[&str]) -> Result<String> {
         let out = self.run(args).await?;
         let stderr = String::from_utf8(out.stderr)?;
         ensure!(!out.status.success(), "tmctl {args:?} succeeded: {stderr}");
-        let stderr = stderr.trim_end().to_owned();
+        let lines: Vec<&str> = stderr.trim_end().lines().collect();
+        let (error, progress) = lines.split_last().context("no error line")?;
         ensure!(
-            stderr.lines().count() == 1 && stderr.starts_with("error: "),
+            error.starts_with("error: ") && progress.iter().all(|l| l.starts_with("source ")),
             "tmctl {args:?}: expected one error line, got {stderr:?}"
         );
-        Ok(stderr)
+        Ok((*error).to_owned())
     }
 
     fn broker_dir(&self, broker: &str) -> PathBuf {
@@ -356,6 +358,13 @@ async fn the_seed_command_creates_a_source_whose_events_reach_a_trigger_and_watc
     awsdynamodbsource_api::validate(source).map_err(|e| anyhow::anyhow!("{e}"))?;
     assert_eq!(source["spec"]["arn"], table.arn());
     assert_eq!(source["spec"]["sink"]["ref"]["kind"], "RedisBroker");
+    // The endpoint it was created against, as the adapter's override: the
+    // dump reproduces what runs.
+    assert_eq!(
+        source["spec"]["adapterOverrides"]["env"],
+        json!([{"name": "AWS_ENDPOINT_URL", "value": ddb.endpoint()}]),
+        "{dumped}"
+    );
     assert_eq!(
         source["spec"]["auth"]["credentials"]["secretAccessKey"]["valueFromSecret"]["name"],
         "foo-awsdynamodbsource-secret"
@@ -542,12 +551,29 @@ async fn bad_input_gives_one_clear_line_and_a_failure() -> Result<()> {
         "{e}"
     );
 
-    // An endpoint where nothing listens: the adapter's own words.
-    let unreachable = Tmctl::new(&format!("http://127.0.0.1:{}", free_port()))?;
-    unreachable.ok(&["create", "broker", "b"]).await?;
-    let e = unreachable.fails(&seed_command(table.arn())).await?;
+    // A starting position outside the rule: the rule, not a regular expression.
+    let mut early = seed_command(table.arn());
+    early.extend(["--startingPosition", "EARLIEST"]);
+    let e = tmctl.fails(&early).await?;
     assert!(
-        e.contains("was not created") && e.contains("Connection refused"),
+        e.contains("\"EARLIEST\" is not LATEST, TRIM_HORIZON (in any case) or an RFC 3339 time")
+            && !e.contains("^("),
+        "{e}"
+    );
+
+    // An endpoint where nothing listens: the adapter's own last words, which
+    // name the endpoint and the cause, once it gives up (at --wait).
+    let nowhere = format!("http://127.0.0.1:{}", free_port());
+    let unreachable = Tmctl::new(&nowhere)?;
+    unreachable.ok(&["create", "broker", "b"]).await?;
+    let mut waiting = seed_command(table.arn());
+    waiting.extend(["--wait", "3"]);
+    let e = unreachable.fails(&waiting).await?;
+    assert!(
+        e.contains("was not created")
+            && e.contains(&format!("cannot reach DynamoDB Streams at {nowhere} (AWS_ENDPOINT_URL) within STARTUP_TIMEOUT (3s)"))
+            && e.contains("Connection refused")
+            && !e.contains("retrying"),
         "{e}"
     );
     assert!(!e.contains(SECRET_KEY) && !e.contains(KEY_ID), "{e}");

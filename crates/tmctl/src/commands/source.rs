@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use anyhow::{Result, bail};
-use awsdynamodbsource_api::EVENT_TYPE;
+use awsdynamodbsource_api::{EVENT_TYPE, vars};
 use serde_json::json;
 
 use crate::flags;
@@ -14,6 +14,28 @@ use crate::manifest::{Manifest, SOURCE_KIND, SOURCES, broker_ref, metadata, secr
 use crate::runtime::{RunState, start_adapter};
 
 const DEFAULT_WAIT: Duration = Duration::from_secs(30);
+
+/// The endpoint the source is created against (AWS_ENDPOINT_URL, e.g.
+/// DynamoDB Local), kept in the spec as an override of the adapter's
+/// environment: later starts and `dump` then reproduce what runs.
+fn keep_endpoint(spec: &mut serde_json::Value) {
+    let Some(endpoint) = std::env::var(vars::AWS_ENDPOINT_URL)
+        .ok()
+        .filter(|e| !e.trim().is_empty())
+    else {
+        return;
+    };
+    let env = &mut spec["adapterOverrides"]["env"];
+    if !env.is_array() {
+        *env = json!([]);
+    }
+    let Some(list) = env.as_array_mut() else {
+        return;
+    };
+    if !list.iter().any(|v| v["name"] == vars::AWS_ENDPOINT_URL) {
+        list.push(json!({"name": vars::AWS_ENDPOINT_URL, "value": endpoint.trim()}));
+    }
+}
 
 pub async fn create(home: &Home, kind: &str, args: &[String]) -> Result<()> {
     if kind == "--help" || kind == "-h" {
@@ -49,6 +71,7 @@ pub async fn create(home: &Home, kind: &str, args: &[String]) -> Result<()> {
     if spec.get("sink").is_none() {
         spec["sink"] = json!({"ref": broker_ref(&broker)});
     }
+    keep_endpoint(&mut spec);
     let object = json!({
         "apiVersion": SOURCES,
         "kind": SOURCE_KIND,

@@ -126,7 +126,8 @@ pub fn sink_for(source: &AWSDynamoDBSource, broker_port: u16) -> String {
 
 /// Starts the source's adapter and waits, at most `wait`, until its
 /// `/health` says it captures; fails with the adapter's own words when it
-/// logs a warning or worse first, or exits. Records it in `state`.
+/// logs an error or exits. Its warnings (an endpoint not answering yet) are
+/// shown as they come, as progress. Records it in `state`.
 pub async fn start_adapter(
     dir: &BrokerDir,
     manifest: &Manifest,
@@ -145,7 +146,7 @@ pub async fn start_adapter(
     {
         run.endpoint = Some(endpoint);
     }
-    let env = adapter_env(
+    let mut env = adapter_env(
         dir,
         manifest,
         &source,
@@ -153,11 +154,22 @@ pub async fn start_adapter(
         health_port,
         run.endpoint.as_deref(),
     )?;
+    // The adapter gives up, saying why, when tmctl would: its own
+    // STARTUP_TIMEOUT (unless the spec sets one) is this wait.
+    if !env.iter().any(|(k, _)| k == vars::STARTUP_TIMEOUT) {
+        env.push((
+            vars::STARTUP_TIMEOUT.to_owned(),
+            format!("{}s", wait.as_secs().max(1)),
+        ));
+    }
     let mut started = process::spawn(&binary, &[], &env, &dir.log(name))?;
     let pid = started.child.id();
     let client = http();
     let url = format!("http://127.0.0.1:{health_port}/health");
-    let deadline = Instant::now() + wait;
+    // A margin past `wait` for the adapter's own last word.
+    let deadline = Instant::now() + wait + Duration::from_secs(5);
+    let mut shown = 0;
+    let mut last_warning = None;
     let failure = loop {
         let lines = process::log_lines_since(&started.log, started.log_offset);
         if let Ok(Some(status)) = started.child.try_wait() {
@@ -168,9 +180,16 @@ pub async fn start_adapter(
                 .or_else(|| lines.last().cloned())
                 .unwrap_or_else(|| format!("the adapter exited ({status})"));
         }
-        if let Some(reason) = lines.iter().find_map(|l| complaint(l, true)) {
+        if let Some(reason) = lines.iter().find_map(|l| complaint(l, false)) {
             break reason;
         }
+        for line in &lines[shown.min(lines.len())..] {
+            if let Some(warning) = complaint(line, true) {
+                eprintln!("source {name}: {warning}");
+                last_warning = Some(warning);
+            }
+        }
+        shown = lines.len();
         if answers(&client, &url).await {
             run.pid = Some(pid);
             run.health_port = Some(health_port);
@@ -178,7 +197,10 @@ pub async fn start_adapter(
             return Ok(());
         }
         if Instant::now() > deadline {
-            let why = http_reason(&client, &url).await;
+            let why = match last_warning {
+                Some(warning) => warning,
+                None => http_reason(&client, &url).await,
+            };
             break format!("not capturing after {} s: {why}", wait.as_secs());
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
