@@ -69,11 +69,7 @@ async fn bad_configuration_exits_2_at_once_with_one_line() {
             "127.0.0.1:9999",
             "K_SINK \"127.0.0.1:9999\" is not usable: it has no scheme: write http://127.0.0.1:9999",
         ),
-        (
-            "K_SINK",
-            "localhost:8080",
-            "write http://localhost:8080",
-        ),
+        ("K_SINK", "localhost:8080", "write http://localhost:8080"),
         ("K_SINK", "ftp://broker/", "K_SINK"),
         ("K_CE_OVERRIDES", "{\"extensions\":", "K_CE_OVERRIDES"),
         ("STARTING_POSITION", "EARLIEST", "STARTING_POSITION"),
@@ -184,7 +180,10 @@ async fn missing_credentials_exit_1_at_once_naming_what_was_tried() {
     assert_eq!(code, 1, "{lines:?}");
     assert_one_clear_line(&lines, "no AWS credentials: give AWS_ACCESS_KEY_ID");
     assert_one_clear_line(&lines, "tried: Environment: ");
-    assert_one_clear_line(&lines, "Ec2InstanceMetadata: could not communicate with IMDS");
+    assert_one_clear_line(
+        &lines,
+        "Ec2InstanceMetadata: could not communicate with IMDS",
+    );
     assert!(
         started.elapsed() < Duration::from_secs(5),
         "not at once: {:?}",
@@ -280,7 +279,9 @@ async fn an_unreachable_endpoint_exits_1_after_the_startup_timeout() {
     // Where, how long, and why, in the one line.
     assert_one_clear_line(
         &lines,
-        &format!("cannot reach DynamoDB Streams at {endpoint} (AWS_ENDPOINT_URL) within STARTUP_TIMEOUT (3s): "),
+        &format!(
+            "cannot reach DynamoDB Streams at {endpoint} (AWS_ENDPOINT_URL) within STARTUP_TIMEOUT (3s): "
+        ),
     );
     assert_one_clear_line(&lines, "Connection refused");
     assert!(
@@ -451,7 +452,13 @@ async fn the_starting_lines_show_the_settings_as_values() -> anyhow::Result<()> 
         "\"at STARTING_POSITION (first start)\""
     );
     for line in &lines {
-        for debug in ["Some(", "ShardStart", "SequenceNumber(", "TrimHorizon", " { "] {
+        for debug in [
+            "Some(",
+            "ShardStart",
+            "SequenceNumber(",
+            "TrimHorizon",
+            " { ",
+        ] {
             assert!(!line.contains(debug), "Debug text {debug:?} in {line}");
         }
     }

@@ -124,7 +124,13 @@ fn any_partition_and_region_name_and_the_other_auth_forms_are_accepted() {
 /// values are told the rule, not a regular expression.
 #[test]
 fn starting_positions_follow_the_adapters_rule() {
-    for ok in ["LATEST", "latest", "Trim_Horizon", "2024-01-01T00:00:00Z", "2024-01-01t00:00:00.5+02:00"] {
+    for ok in [
+        "LATEST",
+        "latest",
+        "Trim_Horizon",
+        "2024-01-01T00:00:00Z",
+        "2024-01-01t00:00:00.5+02:00",
+    ] {
         let object = seed_with("/spec/startingPosition", Some(json!(ok)));
         assert!(validate(&object).is_ok(), "{ok}: {:?}", validate(&object));
     }

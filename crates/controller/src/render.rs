@@ -17,22 +17,18 @@ pub enum RenderError {
     Schema(#[from] awsdynamodbsource_api::SchemaError),
     #[error("the source cannot be read: {0}")]
     Decode(#[from] serde_json::Error),
-    #[error("dead-letter sink: {0} (render resolves a uri or a core Service ref only)")]
-    DeadLetter(#[from] SinkError),
     #[error("{0}")]
     Sink(SinkError),
     #[error("--sink-uri {0:?} is not an absolute http(s) URL")]
     SinkUri(String),
     /// The sink is a ref to an addressable object: its URL is in that
     /// object's status, in the cluster.
-    #[error(
-        "the sink is a {kind} ref ({api_version} {namespace}/{name}); its address is known only in the cluster: pass --sink-uri URL"
-    )]
+    #[error("the {which} is a {reference}; its address is known only in the cluster: {remedy}")]
     SinkInCluster {
-        kind: String,
-        api_version: String,
-        namespace: String,
-        name: String,
+        which: &'static str,
+        /// `Kind ref (apiVersion namespace/name)`.
+        reference: String,
+        remedy: &'static str,
     },
 }
 
@@ -62,7 +58,7 @@ pub fn render(
             Ok(url) if matches!(url.scheme(), "http" | "https") => url.to_string(),
             _ => return Err(RenderError::SinkUri(uri.to_owned())),
         },
-        None => offline_sink(&source.spec.sink, &namespace)?,
+        None => offline_sink(&source.spec.sink, &namespace, SINK)?,
     };
     // Without a cluster, only what needs no lookup can be resolved.
     let dead_letter = source
@@ -70,7 +66,7 @@ pub fn render(
         .delivery
         .as_ref()
         .and_then(|d| d.dead_letter_sink.as_ref())
-        .map(|d| resolve(d, &namespace, None))
+        .map(|d| offline_sink(d, &namespace, DEAD_LETTER_SINK))
         .transpose()?;
     let targets = Targets { sink, dead_letter };
     // Offline, Leases cannot be seen: only `replicas` turns them on.
@@ -92,16 +88,32 @@ pub fn render(
         .join("---\n"))
 }
 
-/// `spec.sink` without a cluster: a `uri`, or a core Service's DNS name.
+/// Which destination, and how to give its address to `render`.
+const SINK: (&str, &str) = ("sink", "pass --sink-uri URL");
+const DEAD_LETTER_SINK: (&str, &str) = (
+    "dead-letter sink",
+    "give spec.delivery.deadLetterSink.uri for render",
+);
+
+/// `spec.sink` (or the dead-letter sink) without a cluster: a `uri`, or a core Service's DNS name.
 /// Any other ref's address is in its object's status, which only the
 /// cluster has.
-fn offline_sink(sink: &Destination, namespace: &str) -> Result<String, RenderError> {
+fn offline_sink(
+    sink: &Destination,
+    namespace: &str,
+    (which, remedy): (&'static str, &'static str),
+) -> Result<String, RenderError> {
     match &sink.reference {
         Some(reference) if !is_core_service(reference) => Err(RenderError::SinkInCluster {
-            kind: reference.kind.clone(),
-            api_version: reference.api_version.clone(),
-            namespace: ref_namespace(reference, namespace).to_owned(),
-            name: reference.name.clone(),
+            which,
+            reference: format!(
+                "{} ref ({} {}/{})",
+                reference.kind,
+                reference.api_version,
+                ref_namespace(reference, namespace),
+                reference.name
+            ),
+            remedy,
         }),
         _ => resolve(sink, namespace, None).map_err(RenderError::Sink),
     }

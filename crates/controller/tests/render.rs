@@ -401,6 +401,23 @@ fn an_addressable_ref_without_sink_uri_asks_for_it() {
     }
 }
 
+/// The same for a dead-letter sink that is such a ref: one line, naming it
+/// and how to give render its address.
+#[test]
+fn an_addressable_dead_letter_ref_asks_for_its_uri() {
+    let manifest = seed_with_sink(
+        "    uri: https://hooks.example/dynamodb\n  delivery:\n    deadLetterSink:\n      ref:\n        apiVersion: eventing.knative.dev/v1\n        kind: Broker\n        name: dlq\n",
+    );
+    let out = run(&["render", "-f", "-"], Some(&manifest));
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("the dead-letter sink is a Broker ref (eventing.knative.dev/v1 default/dlq); its address is known only in the cluster: give spec.delivery.deadLetterSink.uri"),
+        "{stderr}"
+    );
+}
+
 /// A `uri`, or a core Service ref, needs no cluster; `--sink-uri`
 /// overrides either.
 #[test]

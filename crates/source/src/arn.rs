@@ -160,7 +160,7 @@ mod tests {
             ),
             (
                 "arn:aws:dynamodb:us-east-1:123456789012:table/orders/stream/2024-01-01T00:00:00.000",
-                "3 to 255",
+                "it is a stream's ARN; give its table's ARN instead, arn:aws:dynamodb:us-east-1:123456789012:table/orders ",
             ),
             ("arn:aws:dynamodb::123456789012:table/orders", "region"),
             (

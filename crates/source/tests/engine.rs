@@ -790,8 +790,9 @@ async fn preflight_names_each_startup_problem() {
         .unwrap_err()
         .to_string();
     assert!(
-        err.contains("cannot reach DynamoDB Streams at http://endpoint within STARTUP_TIMEOUT (300ms)")
-            && err.contains("connection refused"),
+        err.contains(
+            "cannot reach DynamoDB Streams at http://endpoint within STARTUP_TIMEOUT (300ms)"
+        ) && err.contains("connection refused"),
         "{err}"
     );
 }

@@ -82,7 +82,9 @@ async fn the_demo_shows_inserts_updates_and_deletes_and_stops_on_ctrl_c() {
     );
     // cargo's own progress shows while it builds (never --quiet).
     assert!(
-        logged.iter().any(|l| l.trim_start().starts_with("Finished")),
+        logged
+            .iter()
+            .any(|l| l.trim_start().starts_with("Finished")),
         "no cargo progress in the demo's log:\n{}",
         logged.join("\n")
     );
@@ -101,5 +103,8 @@ async fn the_demo_shows_inserts_updates_and_deletes_and_stops_on_ctrl_c() {
     assert!(status.code().is_some(), "ended by a signal: {status}");
     // Nothing is left behind: its DynamoDB Local is gone.
     let gone = std::net::TcpStream::connect(("127.0.0.1", port)).is_err();
-    assert!(gone, "DynamoDB Local still listens on {port} after the demo");
+    assert!(
+        gone,
+        "DynamoDB Local still listens on {port} after the demo"
+    );
 }

@@ -169,7 +169,10 @@ fn one_line(reason: &str) -> String {
     reason
         .replace("no credentials found in chain. Attempted:", "tried")
         .replace("the credential provider was not enabled: ", "")
-        .replace("the credential provider was not enabled", "nothing configured")
+        .replace(
+            "the credential provider was not enabled",
+            "nothing configured",
+        )
         .lines()
         .map(str::trim)
         .filter(|l| !l.is_empty())

@@ -108,7 +108,11 @@ pub fn parse_sink_url_of(var: &'static str, s: &str) -> Result<Url, SinkUrlError
     if !s.contains("://") {
         // An unparsable URL cannot be redacted reliably: shown only
         // without a user part.
-        let shown = if s.contains('@') { String::new() } else { format!("{s:?} ") };
+        let shown = if s.contains('@') {
+            String::new()
+        } else {
+            format!("{s:?} ")
+        };
         let hint = if s.contains('@') {
             "it has no scheme: start it with http:// or https://".to_owned()
         } else {
@@ -117,7 +121,11 @@ pub fn parse_sink_url_of(var: &'static str, s: &str) -> Result<Url, SinkUrlError
         return Err(fail(shown, &hint));
     }
     let url = Url::parse(s).map_err(|e| {
-        let shown = if s.contains('@') { String::new() } else { format!("{s:?} ") };
+        let shown = if s.contains('@') {
+            String::new()
+        } else {
+            format!("{s:?} ")
+        };
         fail(shown, &format!("not a URL ({e})"))
     })?;
     let shown = format!("{:?} ", redact(&url));
