@@ -4,12 +4,13 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use aws_config::sts::AssumeRoleProvider;
 use aws_config::{BehaviorVersion, SdkConfig};
 use aws_sdk_dynamodbstreams::config::{Builder, Region, SharedCredentialsProvider};
-use awsdynamodb_source::{AwsStreams, DynamoDbLeaseStore, LeaseStore, await_credentials};
+use awsdynamodb_source::{
+    AwsStreams, DynamoDbLeaseStore, LeaseStore, StartupBudget, Url, await_credentials, redact,
+};
 use awsdynamodbsource_api::vars::{
     AWS_ACCESS_KEY_ID, AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_DYNAMODB_STREAMS,
 };
@@ -21,6 +22,8 @@ use crate::config::Settings;
 pub struct Aws {
     sdk: SdkConfig,
     credentials: Option<SharedCredentialsProvider>,
+    /// AWS_ASSUME_ROLE_ARN is set: `credentials` calls STS.
+    assumes_role: bool,
 }
 
 impl Aws {
@@ -29,20 +32,25 @@ impl Aws {
             .region(Region::new(s.arn.region().to_owned()))
             .load()
             .await;
-        let credentials = match assumed_role(s, &sdk).await {
-            Some(role) => Some(role),
-            None => sdk.credentials_provider(),
-        };
-        Aws { sdk, credentials }
+        let role = assumed_role(s, &sdk).await;
+        let assumes_role = role.is_some();
+        let credentials = role.or_else(|| sdk.credentials_provider());
+        Aws {
+            sdk,
+            credentials,
+            assumes_role,
+        }
     }
 
-    /// Waits, at most `timeout`, until there are credentials (see
+    /// Waits, within `budget`, until there are credentials (see
     /// [`await_credentials`]); the error is one line.
-    pub async fn await_credentials(&self, timeout: Duration) -> Result<(), String> {
+    pub async fn await_credentials(&self, budget: &StartupBudget) -> Result<(), String> {
         let Some(provider) = &self.credentials else {
             return Ok(());
         };
-        await_credentials(provider, only_instance_metadata(), timeout)
+        // An assumed role's errors are STS's, worth asking again.
+        let only_instance_metadata = !self.assumes_role && only_instance_metadata();
+        await_credentials(provider, only_instance_metadata, budget)
             .await
             .map_err(|e| e.to_string())
     }
@@ -81,7 +89,14 @@ impl Aws {
 pub fn streams_endpoint(s: &Settings) -> String {
     for var in [AWS_ENDPOINT_URL_DYNAMODB_STREAMS, AWS_ENDPOINT_URL] {
         if let Some(url) = std::env::var(var).ok().filter(|u| !u.trim().is_empty()) {
-            return format!("{} ({var})", url.trim());
+            // A password in it is never shown.
+            let url = url.trim();
+            let shown = match Url::parse(url) {
+                _ if !url.contains('@') => url.to_owned(),
+                Ok(parsed) => redact(&parsed),
+                Err(_) => "(a URL with a user part, not shown)".to_owned(),
+            };
+            return format!("{shown} ({var})");
         }
     }
     let (partition, region) = (s.arn.partition(), s.arn.region());

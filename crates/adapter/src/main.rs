@@ -19,7 +19,7 @@ use awsdynamodb_source::Health;
 use awsdynamodb_source::Metrics;
 use awsdynamodb_source::{CheckpointStore, Checkpointer, FileStore, MemoryStore};
 use awsdynamodb_source::{DeadLetter, HttpSink, Sink, SinkLimits, StdoutSink, Url, redact};
-use awsdynamodb_source::{Engine, EngineConfig, duration_text, preflight};
+use awsdynamodb_source::{Engine, EngineConfig, StartupBudget, duration_text, preflight};
 use awsdynamodb_source::{LeaseKeeper, LeaseSettings, LeaseStore};
 use awsdynamodbsource_api::vars::{CHECKPOINT_STORE, COORDINATION, STARTUP_TIMEOUT};
 use awsdynamodbsource_checkpoint_kube::{ConfigMapStore, KubeLeaseStore};
@@ -114,12 +114,13 @@ async fn run(s: Settings) -> Result<(), String> {
     let aws = aws::Aws::load(&s).await;
     let endpoint = aws::streams_endpoint(&s);
     let api = Arc::new(aws.streams());
-    // Each check has STARTUP_TIMEOUT and says itself why it gave up; the
-    // margin is for a call that hangs.
-    aws.await_credentials(s.startup_timeout).await?;
-    match tokio::time::timeout(
-        s.startup_timeout + Duration::from_secs(2),
-        preflight(&*api, &s.arn, &endpoint, s.startup_timeout),
+    // One STARTUP_TIMEOUT for both checks, each saying itself why it gave
+    // up; the margin is for a call that hangs.
+    let budget = StartupBudget::new(s.startup_timeout);
+    aws.await_credentials(&budget).await?;
+    match tokio::time::timeout_at(
+        budget.deadline() + Duration::from_secs(2),
+        preflight(&*api, &s.arn, &endpoint, &budget),
     )
     .await
     {

@@ -45,8 +45,9 @@ async fn a_start_waiting_on_dynamodb_is_alive_before_it_is_ready() -> anyhow::Re
     let ddb = DynamoDbLocal::shared().await;
     let table = TestTable::create(ddb, KeyShape::Hash, StreamViewType::NewImage).await?;
     let proxy = FaultProxy::start(ddb.endpoint()).await?;
-    // The stream's lookup is held back, so that the start is seen waiting.
-    proxy.fail_next(Op::ListStreams, 1, Fault::Delay(Duration::from_secs(3)));
+    // The stream's lookup is held back, so that the start is seen waiting
+    // (long enough for three probes on a loaded machine).
+    proxy.fail_next(Op::ListStreams, 1, Fault::Delay(Duration::from_secs(8)));
     let state = tempfile::tempdir()?;
     let env = common::env(table.arn(), &proxy.endpoint(), None, state.path());
     let mut adapter = AdapterProcess::spawn(common::BINARY, env.clone())?;

@@ -49,8 +49,8 @@ pub mod test_support;
 // What the binaries use: the engine and its settings,
 pub use arn::{ArnError, TableArn};
 pub use engine::{
-    Engine, EngineConfig, StartingPosition, StartingPositionError, StartupError, await_credentials,
-    preflight,
+    Engine, EngineConfig, StartingPosition, StartingPositionError, StartupBudget, StartupError,
+    await_credentials, preflight,
 };
 pub use event::{
     CeOverrides, DataFormat, EventOptions, Extensions, OptionError, OverridesError, SubjectMode,

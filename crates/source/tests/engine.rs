@@ -16,7 +16,7 @@ use awsdynamodb_source::test_support::RetryPolicy;
 use awsdynamodb_source::test_support::{ApiError, IteratorPosition, StreamStatus};
 use awsdynamodb_source::test_support::{CheckpointStore, Checkpointer, MemoryStore, ShardPosition};
 use awsdynamodb_source::{
-    Engine, EngineConfig, StartingPosition, StartupError, TableArn, preflight,
+    Engine, EngineConfig, StartingPosition, StartupBudget, StartupError, TableArn, preflight,
 };
 use support::{Call, FakeStreams, MemorySink, Op, TABLE_ARN};
 use tokio::task::JoinHandle;
@@ -741,16 +741,26 @@ async fn shutdown_abandons_stuck_deliveries_within_the_bound_and_checkpoints_onl
 async fn preflight_names_each_startup_problem() {
     let table: TableArn = TABLE_ARN.parse().unwrap();
     let api = FakeStreams::new();
-    let err = preflight(&api, &table, "http://endpoint", Duration::from_millis(50))
-        .await
-        .unwrap_err();
+    let err = preflight(
+        &api,
+        &table,
+        "http://endpoint",
+        &StartupBudget::new(Duration::from_millis(50)),
+    )
+    .await
+    .unwrap_err();
     assert!(matches!(err, StartupError::NoStream { .. }), "{err}");
 
     let s = api.add_stream("2024-01-01T00:00:00.000");
     api.add_shard(&s, "a", None);
-    preflight(&api, &table, "http://endpoint", Duration::from_millis(50))
-        .await
-        .unwrap();
+    preflight(
+        &api,
+        &table,
+        "http://endpoint",
+        &StartupBudget::new(Duration::from_millis(50)),
+    )
+    .await
+    .unwrap();
     let calls = api.calls();
     assert!(
         calls.iter().any(|c| matches!(c, Call::GetRecords { .. })),
@@ -761,10 +771,15 @@ async fn preflight_names_each_startup_problem() {
         Op::Describe,
         ApiError::AccessDenied("not authorized to perform dynamodb:DescribeStream".into()),
     );
-    let err = preflight(&api, &table, "http://endpoint", Duration::from_millis(50))
-        .await
-        .unwrap_err()
-        .to_string();
+    let err = preflight(
+        &api,
+        &table,
+        "http://endpoint",
+        &StartupBudget::new(Duration::from_millis(50)),
+    )
+    .await
+    .unwrap_err()
+    .to_string();
     assert!(
         err.contains("permission denied") && err.contains("DescribeStream"),
         "{err}"
@@ -774,9 +789,14 @@ async fn preflight_names_each_startup_problem() {
         Op::List,
         ApiError::NotFound("Requested resource not found: Table: orders not found".into()),
     );
-    let err = preflight(&api, &table, "http://endpoint", Duration::from_millis(50))
-        .await
-        .unwrap_err();
+    let err = preflight(
+        &api,
+        &table,
+        "http://endpoint",
+        &StartupBudget::new(Duration::from_millis(50)),
+    )
+    .await
+    .unwrap_err();
     assert!(matches!(err, StartupError::TableNotFound { .. }), "{err}");
 
     for _ in 0..100 {
@@ -785,10 +805,15 @@ async fn preflight_names_each_startup_problem() {
             ApiError::Transient("cannot reach the endpoint: connection refused".into()),
         );
     }
-    let err = preflight(&api, &table, "http://endpoint", Duration::from_millis(300))
-        .await
-        .unwrap_err()
-        .to_string();
+    let err = preflight(
+        &api,
+        &table,
+        "http://endpoint",
+        &StartupBudget::new(Duration::from_millis(300)),
+    )
+    .await
+    .unwrap_err()
+    .to_string();
     assert!(
         err.contains(
             "cannot reach DynamoDB Streams at http://endpoint within STARTUP_TIMEOUT (300ms)"

@@ -25,6 +25,8 @@ pub struct FileStore {
     _lock: File,
     /// This store made the directory (and so may take it away again).
     created: bool,
+    /// This store made the lock file (a `lock` that was there stays).
+    lock_created: bool,
 }
 
 /// A store that never saved (a start that failed, or stopped before any
@@ -35,7 +37,9 @@ impl Drop for FileStore {
         if self.path().exists() {
             return;
         }
-        let _ = fs::remove_file(self.dir.join(LOCK_NAME));
+        if self.lock_created {
+            let _ = fs::remove_file(self.dir.join(LOCK_NAME));
+        }
         if self.created {
             // Fails, as it should, when anything else is in it.
             let _ = fs::remove_dir(&*self.dir);
@@ -51,13 +55,15 @@ impl FileStore {
             location: location(&dir),
             message: e.to_string(),
         };
-        let created = !dir.exists();
+        let mut created = false;
         // A store that goes away unlinks its lock file (see `Drop`): a lock
         // taken on a file no longer at the path is worth nothing, so the
         // file is opened again.
         for _ in 0..3 {
+            created |= !dir.exists();
             fs::create_dir_all(&dir).map_err(io)?;
             let path = dir.join(LOCK_NAME);
+            let lock_created = !path.exists();
             let lock = File::options()
                 .create(true)
                 .truncate(false)
@@ -76,6 +82,7 @@ impl FileStore {
                     dir: Arc::new(dir),
                     _lock: lock,
                     created,
+                    lock_created,
                 });
             }
         }
@@ -182,10 +189,15 @@ mod tests {
         drop(FileStore::open(&folder).unwrap());
         assert!(!folder.exists(), "the folder it made is left");
 
-        // A folder it did not make stays (only its lock goes).
+        // A folder it did not make stays (only the lock it made goes)...
         fs::create_dir(&folder).unwrap();
         drop(FileStore::open(&folder).unwrap());
         assert_eq!(fs::read_dir(&folder).unwrap().count(), 0);
+        // ...and so does a lock file that was there before.
+        fs::write(folder.join(LOCK_NAME), b"").unwrap();
+        drop(FileStore::open(&folder).unwrap());
+        assert!(folder.join(LOCK_NAME).exists());
+        fs::remove_file(folder.join(LOCK_NAME)).unwrap();
 
         // And one that saved keeps everything; it can be opened again.
         let store = FileStore::open(&folder).unwrap();

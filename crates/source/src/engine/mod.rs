@@ -22,7 +22,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 pub use config::{EngineConfig, StartingPosition, StartingPositionError};
-pub use startup::{StartupError, await_credentials, preflight};
+pub use startup::{StartupBudget, StartupError, await_credentials, preflight};
 use stream_run::StreamRun;
 
 use crate::checkpoint::Checkpointer;

@@ -60,20 +60,52 @@ pub enum StartupError {
     },
 }
 
-/// Waits, at most `timeout`, until the credential chain gives credentials.
+/// The time the start-up checks share: one `STARTUP_TIMEOUT` for finding
+/// credentials and reaching the stream together.
+#[derive(Debug, Clone, Copy)]
+pub struct StartupBudget {
+    deadline: Instant,
+    /// As configured, for messages.
+    timeout: Duration,
+}
+
+impl StartupBudget {
+    /// Starts now.
+    pub fn new(timeout: Duration) -> StartupBudget {
+        StartupBudget {
+            deadline: Instant::now() + timeout,
+            timeout,
+        }
+    }
+
+    /// When the checks give up.
+    pub fn deadline(&self) -> Instant {
+        self.deadline
+    }
+}
+
+/// How long instance metadata that answers with an error (a machine outside
+/// EC2 answers 403) is asked again when nothing else could give
+/// credentials: long enough to ride out a throttled metadata service.
+const INSTANCE_METADATA_PATIENCE: Duration = Duration::from_secs(3);
+
+/// Waits, within `budget`, until the credential chain gives credentials.
 /// When no source has any, that is known at once and said at once; a
 /// source that has some but failed to give them (STS, a web identity, a
-/// container endpoint) is asked again until `timeout`. `only_instance_metadata`:
-/// nothing but instance metadata is configured (no keys, web identity,
-/// profile or container variables), so any answer of it but a timeout is
-/// final (a machine outside EC2 answers 403 or not at all).
+/// container endpoint) is asked again until the budget ends.
+/// `only_instance_metadata`: nothing but instance metadata could give
+/// credentials (no keys, web identity, profile, container variables or
+/// role to assume), so its errors are final after
+/// [`INSTANCE_METADATA_PATIENCE`].
 pub async fn await_credentials(
     provider: &SharedCredentialsProvider,
     only_instance_metadata: bool,
-    timeout: Duration,
+    budget: &StartupBudget,
 ) -> Result<(), StartupError> {
-    let deadline = Instant::now() + timeout;
+    let (deadline, timeout) = (budget.deadline, budget.timeout);
+    let patience = Instant::now() + INSTANCE_METADATA_PATIENCE;
     let mut pauses = AWS_RETRY.pauses();
+    let mut warned = false;
     loop {
         let last = match tokio::time::timeout_at(deadline, provider.provide_credentials()).await {
             Ok(Ok(_)) => return Ok(()),
@@ -88,7 +120,7 @@ pub async fn await_credentials(
                         return Err(StartupError::Credentials(reason));
                     }
                     CredentialsError::ProviderTimedOut(_) => reason,
-                    _ if only_instance_metadata => {
+                    _ if only_instance_metadata && Instant::now() >= patience => {
                         return Err(StartupError::NoCredentials { reason });
                     }
                     _ => reason,
@@ -99,23 +131,33 @@ pub async fn await_credentials(
         if left.is_zero() {
             return Err(StartupError::CredentialsUnavailable { timeout, last });
         }
-        tracing::warn!(error = %last, "no AWS credentials yet; retrying");
-        tokio::time::sleep(pauses.next_pause().min(left)).await;
+        // Once: the retries say nothing new.
+        if !warned {
+            tracing::warn!(error = %last, "no AWS credentials yet; retrying");
+            warned = true;
+        }
+        let mut pause = pauses.next_pause().min(left);
+        if only_instance_metadata {
+            // The last try comes when the patience ends, not a pause later.
+            let patient = patience.saturating_duration_since(Instant::now());
+            pause = pause.min(patient.max(Duration::from_millis(10)));
+        }
+        tokio::time::sleep(pause).await;
     }
 }
 
 /// Checks, before anything runs, that the table has a stream and that the
 /// four actions are allowed: ListStreams, then DescribeStream on the newest
 /// stream and GetShardIterator(LATEST)/GetRecords on one of its open shards
-/// (which reads nothing that matters). Transient failures are retried until
-/// `timeout`.
+/// (which reads nothing that matters). Transient failures are retried
+/// within `budget`; `endpoint` is where the calls go, for messages.
 pub async fn preflight(
     api: &dyn StreamsApi,
     table: &TableArn,
     endpoint: &str,
-    timeout: Duration,
+    budget: &StartupBudget,
 ) -> Result<(), StartupError> {
-    let deadline = Instant::now() + timeout;
+    let (deadline, timeout) = (budget.deadline, budget.timeout);
     let mut pauses = AWS_RETRY.pauses();
     loop {
         let (action, e) = match try_preflight(api, table).await {

@@ -116,7 +116,10 @@ pub fn parse_sink_url_of(var: &'static str, s: &str) -> Result<Url, SinkUrlError
         let hint = if s.contains('@') {
             "it has no scheme: start it with http:// or https://".to_owned()
         } else {
-            format!("it has no scheme: write http://{s} (or https://)")
+            format!(
+                "it has no scheme: write http://{} (or https://)",
+                s.escape_debug()
+            )
         };
         return Err(fail(shown, &hint));
     }

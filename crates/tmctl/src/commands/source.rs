@@ -25,15 +25,23 @@ fn keep_endpoint(spec: &mut serde_json::Value) {
     else {
         return;
     };
-    let env = &mut spec["adapterOverrides"]["env"];
-    if !env.is_array() {
-        *env = json!([]);
-    }
-    let Some(list) = env.as_array_mut() else {
+    let kept = json!({"name": vars::AWS_ENDPOINT_URL, "value": endpoint.trim()});
+    // Only into what has the CRD's shape: anything else is left for the
+    // schema check to name.
+    let Some(spec) = spec.as_object_mut() else {
         return;
     };
-    if !list.iter().any(|v| v["name"] == vars::AWS_ENDPOINT_URL) {
-        list.push(json!({"name": vars::AWS_ENDPOINT_URL, "value": endpoint.trim()}));
+    let overrides = spec.entry("adapterOverrides").or_insert_with(|| json!({}));
+    let Some(overrides) = overrides.as_object_mut() else {
+        return;
+    };
+    if let Some(list) = overrides
+        .entry("env")
+        .or_insert_with(|| json!([]))
+        .as_array_mut()
+        && !list.iter().any(|v| v["name"] == vars::AWS_ENDPOINT_URL)
+    {
+        list.push(kept);
     }
 }
 
@@ -93,6 +101,8 @@ pub async fn create(home: &Home, kind: &str, args: &[String]) -> Result<()> {
     manifest.put(object);
     let wait = flags.wait.unwrap_or(DEFAULT_WAIT);
     if let Err(e) = start_adapter(&dir, &manifest, &name, &mut state, broker_port, wait).await {
+        // The adapter removes a checkpoint folder it made and never wrote
+        // to, unless it was killed first (it ignored SIGTERM).
         let _ = std::fs::remove_dir_all(dir.checkpoints(&name));
         bail!("source {name} was not created: {e:#}");
     }

@@ -140,11 +140,25 @@ pub async fn start_adapter(
     let binary = process::find_binary(ADAPTER_PROGRAM)?;
     let health_port = process::free_port()?;
     let mut run = state.sources.get(name).cloned().unwrap_or_default();
-    if let Some(endpoint) = std::env::var(vars::AWS_ENDPOINT_URL)
+    let exported = std::env::var(vars::AWS_ENDPOINT_URL)
         .ok()
-        .filter(|e| !e.is_empty())
-    {
-        run.endpoint = Some(endpoint);
+        .filter(|e| !e.is_empty());
+    // A source keeps the endpoint it was created against in its spec; one
+    // made by an older tmctl has it in the run state only.
+    let kept = source
+        .spec
+        .adapter_overrides
+        .iter()
+        .flat_map(|o| o.env.iter().flatten())
+        .find(|v| v.name == vars::AWS_ENDPOINT_URL)
+        .and_then(|v| v.value.clone());
+    match (kept, exported) {
+        (Some(kept), Some(exported)) if kept != exported => eprintln!(
+            "source {name}: uses the endpoint it was created with, {kept}, not {}={exported} (change adapterOverrides.env to move it)",
+            vars::AWS_ENDPOINT_URL
+        ),
+        (None, Some(exported)) => run.endpoint = Some(exported),
+        _ => {}
     }
     let mut env = adapter_env(
         dir,
@@ -171,8 +185,9 @@ pub async fn start_adapter(
     let mut shown = 0;
     let mut last_warning = None;
     let failure = loop {
-        let lines = process::log_lines_since(&started.log, started.log_offset);
         if let Ok(Some(status)) = started.child.try_wait() {
+            // Read after the exit: its last line is in.
+            let lines = process::log_lines_since(&started.log, started.log_offset);
             break lines
                 .iter()
                 .rev()
@@ -180,11 +195,15 @@ pub async fn start_adapter(
                 .or_else(|| lines.last().cloned())
                 .unwrap_or_else(|| format!("the adapter exited ({status})"));
         }
+        let lines = process::log_lines_since(&started.log, started.log_offset);
         if let Some(reason) = lines.iter().find_map(|l| complaint(l, false)) {
             break reason;
         }
         for line in &lines[shown.min(lines.len())..] {
-            if let Some(warning) = complaint(line, true) {
+            // A warning repeated by each retry is shown once.
+            if let Some(warning) = complaint(line, true)
+                && last_warning.as_ref() != Some(&warning)
+            {
                 eprintln!("source {name}: {warning}");
                 last_warning = Some(warning);
             }
