@@ -42,6 +42,7 @@ mod progress;
 mod record;
 mod shard;
 mod sink;
+mod snapshot;
 mod stream;
 #[doc(hidden)]
 pub mod test_support;
@@ -73,6 +74,8 @@ pub use lease::{
     plan,
 };
 pub use stream::aws::AwsStreams;
+// the table's existing items (SNAPSHOT, being built),
+pub use snapshot::{Chunk, KeyValue, ReadRate, ScanCursor, ScanPage, SnapshotJoin, TableScanner};
 // and what reports on it all.
 pub use health::Health;
 pub use metrics::Metrics;
