@@ -6,8 +6,11 @@
 use std::collections::BTreeMap;
 
 use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, StreamViewType, WriteRequest};
+use awsdynamodb_source::test_support::ApiError;
 use awsdynamodb_source::{ScanCursor, TableScanner};
-use awsdynamodb_testkit::{DynamoDbLocal, KeyShape, TestTable};
+use awsdynamodb_testkit::{
+    DynamoDbLocal, Fault, FaultProxy, KeyShape, Op, Retries, TestTable, dynamodb_client,
+};
 
 const ITEMS: i64 = 300;
 
@@ -106,4 +109,18 @@ async fn a_segment_resumed_from_a_saved_cursor_reads_exactly_the_rest() {
     let after = read_segment(&scanner, 1, Some(restored)).await;
     before.extend(after);
     assert_eq!(before, whole);
+}
+
+/// Without dynamodb:Scan, the scan's error is a denial (startup names it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_denied_scan_is_access_denied() {
+    let table = table_of_items().await;
+    let proxy = FaultProxy::start(DynamoDbLocal::shared().await.endpoint())
+        .await
+        .unwrap();
+    proxy.fail_ratio(Op::Scan, 1.0, Fault::AccessDenied);
+    let client = dynamodb_client(&proxy.endpoint(), Retries::Disabled);
+    let scanner = TableScanner::new(client, table.name(), 1, None, None);
+    let err = scanner.page(0, None).await.unwrap_err();
+    assert!(matches!(err, ApiError::AccessDenied(_)), "{err}");
 }

@@ -61,10 +61,14 @@ pub enum Op {
     GetShardIterator,
     /// `DynamoDBStreams_20120810.GetRecords`
     GetRecords,
+    /// `DynamoDB_20120810.Scan` (a snapshot's reads of the table).
+    Scan,
+    /// `DynamoDB_20120810.DescribeTable`
+    DescribeTable,
 }
 
 impl Op {
-    /// All four operations.
+    /// The four operations of DynamoDB Streams.
     pub const ALL: [Op; 4] = [
         Op::ListStreams,
         Op::DescribeStream,
@@ -79,12 +83,17 @@ impl Op {
             Op::DescribeStream => "DynamoDBStreams_20120810.DescribeStream",
             Op::GetShardIterator => "DynamoDBStreams_20120810.GetShardIterator",
             Op::GetRecords => "DynamoDBStreams_20120810.GetRecords",
+            Op::Scan => "DynamoDB_20120810.Scan",
+            Op::DescribeTable => "DynamoDB_20120810.DescribeTable",
         }
     }
 
     /// The operation of an `X-Amz-Target` value.
     pub fn from_target(target: &str) -> Option<Op> {
-        Op::ALL.into_iter().find(|op| op.target() == target)
+        Op::ALL
+            .into_iter()
+            .chain([Op::Scan, Op::DescribeTable])
+            .find(|op| op.target() == target)
     }
 }
 
@@ -1250,6 +1259,7 @@ mod tests {
         for op in Op::ALL {
             assert_eq!(Op::from_target(op.target()), Some(op));
         }
+        assert_eq!(Op::from_target("DynamoDB_20120810.Scan"), Some(Op::Scan));
         assert_eq!(Op::from_target("DynamoDB_20120810.PutItem"), None);
     }
 }
