@@ -75,7 +75,10 @@ pub use lease::{
 };
 pub use stream::aws::AwsStreams;
 // the table's existing items (SNAPSHOT, being built),
-pub use snapshot::{Chunk, KeyValue, ReadRate, ScanCursor, ScanPage, SnapshotJoin, TableScanner};
+pub use snapshot::{
+    Chunk, KeyValue, ReadRate, SNAPSHOT_OPERATION, ScanCursor, ScanPage, SnapshotJoin,
+    TableScanner, row_record,
+};
 // and what reports on it all.
 pub use health::Health;
 pub use metrics::Metrics;

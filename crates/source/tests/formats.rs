@@ -459,3 +459,29 @@ fn the_plain_schema_rejects_what_an_encoder_bug_would_write() {
         ],
     );
 }
+
+/// A snapshot row (an item read by the scan, every attribute type) is an
+/// event of operation SNAPSHOT that every format's schema accepts.
+#[test]
+fn snapshot_rows_satisfy_every_schema() {
+    use awsdynamodb_testkit::items::{every_type, key_with_range};
+    let schema = awsdynamodb_source::test_support::KeySchema {
+        hash: "pk".into(),
+        range: Some("sk".into()),
+    };
+    let item = every_type(key_with_range("alice", "42"));
+    let table: awsdynamodb_source::TableArn =
+        "arn:aws:dynamodb:us-east-1:123456789012:table/orders"
+            .parse()
+            .unwrap();
+    let record = awsdynamodb_source::row_record(&table, 1_000, &schema, &item, 2_000);
+    for format in FORMATS {
+        let doc: Value = serde_json::from_slice(&format.encode(&record)).unwrap();
+        assert_eq!(
+            doc.pointer(operation_pointer(format)),
+            Some(&Value::from("SNAPSHOT"))
+        );
+        let problems = errors(&format.validator(), &doc);
+        assert!(problems.is_empty(), "{}: {problems:?}", format.name());
+    }
+}

@@ -23,7 +23,7 @@ pub use options::{
 pub use overrides::{CeOverrides, OverridesError};
 
 use crate::arn::TableArn;
-use crate::record::ChangeRecord;
+use crate::record::{ChangeRecord, Record};
 use crate::stream::KeySchema;
 
 /// The CloudEvents `type` of every event.
@@ -140,7 +140,17 @@ impl EventBuilder {
     }
 
     pub fn build(&self, change: &ChangeRecord) -> StreamEvent {
-        let record = &change.record;
+        self.build_record(&change.record, Some(change.sequence.as_str()))
+    }
+
+    /// A snapshot row as an event (`record`: the row as a stream would carry
+    /// it, see `snapshot::row_record`). It has no shard or sequence number:
+    /// the `dynamodbshard` and `sequence` extensions are left out.
+    pub fn build_row(&self, record: &Record) -> StreamEvent {
+        self.build_record(record, None)
+    }
+
+    fn build_record(&self, record: &Record, sequence: Option<&str>) -> StreamEvent {
         let mut data = Vec::with_capacity(512);
         match self.options.data_format {
             DataFormat::TriggerMesh => data::encode_record(record, &mut data),
@@ -148,7 +158,6 @@ impl EventBuilder {
             DataFormat::Plain => plain::encode_plain(record, &self.table, &mut data),
         }
         let operation = record.event_name().map(|op| op.as_str());
-        let sequence = change.sequence.as_str();
         let mut extensions = Vec::with_capacity(5 + self.overrides.len());
         let mut add = |name: &'static str, value: &str| {
             if !self.overrides.iter().any(|(k, _)| &**k == name) {
@@ -162,11 +171,13 @@ impl EventBuilder {
         if wanted.table {
             add("dynamodbtable", &self.table);
         }
-        if wanted.shard {
-            add("dynamodbshard", &self.shard);
-        }
-        if wanted.sequence {
-            add("sequence", &padded_sequence(sequence));
+        if let Some(sequence) = sequence {
+            if wanted.shard {
+                add("dynamodbshard", &self.shard);
+            }
+            if wanted.sequence {
+                add("sequence", &padded_sequence(sequence));
+            }
         }
         if wanted.stream_view_type
             && let Some(view) = record.dynamodb().and_then(|d| d.stream_view_type())
@@ -174,7 +185,9 @@ impl EventBuilder {
             add("streamviewtype", view.as_str());
         }
         extensions.extend(self.overrides.iter().cloned());
-        let created = change.created();
+        let created = record
+            .dynamodb()
+            .and_then(|d| d.approximate_creation_date_time());
         StreamEvent {
             event: CloudEvent {
                 id: record.event_id().unwrap_or_default().to_owned(),
@@ -182,20 +195,20 @@ impl EventBuilder {
                 event_type: SHARED.0.clone(),
                 datacontenttype: Some(SHARED.1.clone()),
                 dataschema: self.dataschema.clone(),
-                subject: self.subject(change),
+                subject: self.subject(record),
                 time: created.map(json::format_time),
                 extensions,
                 data: Some(Bytes::from(data)),
             },
             origin: Origin {
                 shard: self.shard.clone(),
-                sequence: Arc::from(sequence),
+                sequence: Arc::from(sequence.unwrap_or_default()),
                 created_ms: created.and_then(|t| t.to_millis().ok()),
             },
         }
     }
 
-    fn subject(&self, change: &ChangeRecord) -> Option<String> {
+    fn subject(&self, record: &Record) -> Option<String> {
         let names: Vec<&str> = match &self.key_schema {
             Some(schema) => std::iter::once(schema.hash.as_str())
                 .chain(schema.range.as_deref())
@@ -203,7 +216,7 @@ impl EventBuilder {
             // No key schema (never seen from AWS): the record's key names,
             // sorted, so the subject is at least stable.
             None => {
-                let keys = change.record.dynamodb()?.keys()?;
+                let keys = record.dynamodb()?.keys()?;
                 let mut names: Vec<&str> = keys.keys().map(String::as_str).collect();
                 names.sort_unstable();
                 names
@@ -212,7 +225,7 @@ impl EventBuilder {
         match self.options.subject {
             SubjectMode::KeyNames => Some(names.join(",")),
             SubjectMode::Keys => {
-                let keys = change.record.dynamodb()?.keys()?;
+                let keys = record.dynamodb()?.keys()?;
                 let parts: Vec<String> = names
                     .iter()
                     .map(|name| {
@@ -345,6 +358,46 @@ mod tests {
                 }),
             )
             .for_shard("shardId-0001")
+    }
+
+    /// A snapshot row: operation SNAPSHOT, its stable id, its read time, the
+    /// item's subject; no shard or sequence, so those extensions are left out.
+    #[test]
+    fn a_snapshot_row_is_an_event_without_shard_or_sequence() {
+        use aws_sdk_dynamodb::types::AttributeValue as TableValue;
+        let b = with_options(EventOptions {
+            extensions: Extensions {
+                table: true,
+                shard: true,
+                sequence: true,
+                stream_view_type: true,
+            },
+            subject: SubjectMode::Keys,
+            ..EventOptions::default()
+        });
+        let arn: TableArn = "arn:aws:dynamodb:us-east-1:123456789012:table/orders"
+            .parse()
+            .unwrap();
+        let item = std::collections::HashMap::from([
+            ("pk".to_owned(), TableValue::S("alice".into())),
+            ("sk".to_owned(), TableValue::N("7".into())),
+        ]);
+        let schema = KeySchema {
+            hash: "pk".into(),
+            range: Some("sk".into()),
+        };
+        let record = crate::snapshot::row_record(&arn, 1_000, &schema, &item, 61_000);
+        let event = b.build_row(&record);
+        assert_eq!(event.id, record.event_id().unwrap());
+        assert_eq!(event.subject.as_deref(), Some("pk=alice,sk=7"));
+        assert_eq!(event.time.as_deref(), Some("1970-01-01T00:01:01Z"));
+        let names: Vec<&str> = event.extensions.iter().map(|(k, _)| &**k).collect();
+        assert_eq!(
+            names,
+            [OPERATION_EXTENSION, "dynamodbtable", "streamviewtype"]
+        );
+        assert_eq!(&*event.extensions[0].1, "SNAPSHOT");
+        assert_eq!(&*event.origin.sequence, "");
     }
 
     #[test]

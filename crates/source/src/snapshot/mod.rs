@@ -9,8 +9,10 @@
 
 mod join;
 mod rate;
+mod row;
 mod scan;
 
 pub use join::{Chunk, SnapshotJoin};
 pub use rate::ReadRate;
+pub use row::{SNAPSHOT_OPERATION, row_record};
 pub use scan::{KeyValue, ScanCursor, ScanPage, TableScanner};

@@ -17,7 +17,7 @@ use crate::stream::ApiError;
 use crate::stream::aws::classify;
 
 /// A key attribute's value: DynamoDB keys are strings, numbers or binary.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 pub enum KeyValue {
     S(String),
     /// As DynamoDB writes it: decimal text, never a float.
