@@ -65,7 +65,7 @@ pub use sink::{
 // where positions are kept (a store outside this crate implements the trait),
 pub use checkpoint::{
     CheckpointError, CheckpointStore, Checkpointer, Checkpoints, FileStore, MemoryStore,
-    ShardPosition, StreamCheckpoint,
+    SegmentProgress, ShardPosition, SnapshotProgress, StreamCheckpoint,
 };
 pub use record::SequenceNumber;
 // how DynamoDB Streams is reached,
@@ -76,8 +76,8 @@ pub use lease::{
 pub use stream::aws::AwsStreams;
 // the table's existing items (SNAPSHOT, being built),
 pub use snapshot::{
-    Chunk, KeyValue, ReadRate, SNAPSHOT_OPERATION, ScanCursor, ScanPage, SnapshotJoin,
-    TableScanner, row_record,
+    Chunk, KeyValue, ReadRate, SNAPSHOT_OPERATION, ScanCursor, ScanPage, ScannedPage, SnapshotJoin,
+    TableScanner, row_record, scan_segments,
 };
 // and what reports on it all.
 pub use health::Health;

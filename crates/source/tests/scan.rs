@@ -124,3 +124,70 @@ async fn a_denied_scan_is_access_denied() {
     let err = scanner.page(0, None).await.unwrap_err();
     assert!(matches!(err, ApiError::AccessDenied(_)), "{err}");
 }
+
+/// Every segment at once, as the snapshot runs them: pages come with their
+/// read times and each segment's progress after them; resumed from a
+/// progress with one segment done and another halfway, the scan reads
+/// exactly what is left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_segments_run_in_parallel_and_resume_from_their_progress() {
+    use awsdynamodb_source::{SegmentProgress, SnapshotProgress, scan_segments};
+    use tokio_util::sync::CancellationToken;
+
+    let table = table_of_items().await;
+    let scanner = TableScanner::new(table.dynamodb().clone(), table.name(), 3, Some(20), None);
+    let run = |progress: SnapshotProgress| {
+        let scanner = scanner.clone();
+        async move {
+            let (tx, mut rx) = tokio::sync::mpsc::channel(2);
+            let scan = tokio::spawn(async move {
+                scan_segments(scanner, &progress, tx, CancellationToken::new()).await
+            });
+            let mut pages = Vec::new();
+            while let Some(page) = rx.recv().await {
+                pages.push(page);
+            }
+            scan.await.unwrap().unwrap();
+            pages
+        }
+    };
+
+    let pages = run(SnapshotProgress::new(0, 3)).await;
+    let mut keys: Vec<i64> = pages
+        .iter()
+        .flat_map(|p| p.items.iter().map(sort_key))
+        .collect();
+    keys.sort();
+    assert_eq!(keys, (0..ITEMS).collect::<Vec<_>>());
+    for page in &pages {
+        assert!(page.read_from_ms <= page.read_to_ms);
+    }
+    // Each segment ends with Done, once.
+    for segment in 0..3 {
+        let ends: Vec<_> = pages
+            .iter()
+            .filter(|p| p.segment == segment && p.then == SegmentProgress::Done)
+            .collect();
+        assert_eq!(ends.len(), 1, "segment {segment}");
+    }
+
+    // Segment 0 done; segment 1 after its first page; segment 2 not begun.
+    let first_of_1 = pages.iter().find(|p| p.segment == 1).unwrap();
+    let mut progress = SnapshotProgress::new(0, 3);
+    progress.segments.insert(0, SegmentProgress::Done);
+    progress.segments.insert(1, first_of_1.then.clone());
+    let resumed = run(progress).await;
+    let mut left: Vec<i64> = resumed
+        .iter()
+        .flat_map(|p| p.items.iter().map(sort_key))
+        .collect();
+    left.sort();
+    let mut expected: Vec<i64> = pages
+        .iter()
+        .filter(|p| p.segment == 2 || (p.segment == 1 && !std::ptr::eq(*p, first_of_1)))
+        .flat_map(|p| p.items.iter().map(sort_key))
+        .collect();
+    expected.sort();
+    assert_eq!(left, expected);
+    assert!(resumed.iter().all(|p| p.segment != 0));
+}

@@ -21,12 +21,61 @@ pub use memory::MemoryStore;
 pub use writer::Checkpointer;
 
 use crate::record::SequenceNumber;
+use crate::snapshot::ScanCursor;
 
-/// Every position of a source, keyed by stream ARN, then shard id.
+/// Every position of a source, keyed by stream ARN, then shard id; and
+/// how far the table's snapshot has come, while one runs or once one ran.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Checkpoints {
     #[serde(default)]
     pub streams: BTreeMap<String, StreamCheckpoint>,
+    /// Absent from files written before snapshots existed, and from every
+    /// source that never took one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<SnapshotProgress>,
+}
+
+/// How far the table's snapshot has come: where each segment of its
+/// parallel scan goes on after the rows already delivered.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SnapshotProgress {
+    /// When it began (Unix ms): its rows' ids name it, and the stream is
+    /// read from this less the join's margin.
+    pub started_ms: i64,
+    pub total_segments: u32,
+    /// Segments not listed have not delivered a row yet.
+    #[serde(default)]
+    pub segments: BTreeMap<u32, SegmentProgress>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SegmentProgress {
+    /// Every row up to this scan cursor is delivered.
+    After(ScanCursor),
+    /// Read and delivered to its end.
+    Done,
+}
+
+impl SnapshotProgress {
+    pub fn new(started_ms: i64, total_segments: u32) -> Self {
+        SnapshotProgress {
+            started_ms,
+            total_segments: total_segments.max(1),
+            segments: BTreeMap::new(),
+        }
+    }
+
+    /// Where `segment` stands; `None`: at its start.
+    pub fn segment(&self, segment: u32) -> Option<&SegmentProgress> {
+        self.segments.get(&segment)
+    }
+
+    /// Every segment delivered to its end.
+    pub fn done(&self) -> bool {
+        (0..self.total_segments)
+            .all(|s| matches!(self.segments.get(&s), Some(SegmentProgress::Done)))
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -125,6 +174,32 @@ mod tests {
             )
             .is_err()
         );
+    }
+
+    /// A snapshot's progress sits beside the streams; a file without it (an
+    /// older one) reads as no snapshot.
+    #[test]
+    fn snapshot_progress_is_kept_beside_the_positions() {
+        let mut cps = Checkpoints::default();
+        let mut progress = SnapshotProgress::new(1_700_000_000_000, 3);
+        let cursor: ScanCursor = serde_json::from_str(r#"{"pk":{"S":"a"}}"#).unwrap();
+        progress.segments.insert(0, SegmentProgress::Done);
+        progress
+            .segments
+            .insert(2, SegmentProgress::After(cursor.clone()));
+        cps.snapshot = Some(progress.clone());
+        let json = serde_json::to_string(&cps).unwrap();
+        assert_eq!(
+            json,
+            r#"{"streams":{},"snapshot":{"started_ms":1700000000000,"total_segments":3,"segments":{"0":"done","2":{"after":{"pk":{"S":"a"}}}}}}"#
+        );
+        assert_eq!(serde_json::from_str::<Checkpoints>(&json).unwrap(), cps);
+        assert_eq!(progress.segment(0), Some(&SegmentProgress::Done));
+        assert_eq!(progress.segment(1), None);
+        assert_eq!(progress.segment(2), Some(&SegmentProgress::After(cursor)));
+        assert!(!progress.done());
+        let old: Checkpoints = serde_json::from_str(r#"{"streams":{}}"#).unwrap();
+        assert_eq!(old.snapshot, None);
     }
 
     #[test]

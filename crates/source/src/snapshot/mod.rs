@@ -10,9 +10,11 @@
 mod join;
 mod rate;
 mod row;
+mod run;
 mod scan;
 
 pub use join::{Chunk, SnapshotJoin};
 pub use rate::ReadRate;
 pub use row::{SNAPSHOT_OPERATION, row_record};
+pub use run::{ScannedPage, scan_segments};
 pub use scan::{KeyValue, ScanCursor, ScanPage, TableScanner};

@@ -72,10 +72,13 @@ impl ScanCursor {
     }
 }
 
+/// An item as the table API gives it.
+pub type Item = HashMap<String, AttributeValue>;
+
 /// One page of a segment.
 #[derive(Debug, Clone)]
 pub struct ScanPage {
-    pub items: Vec<HashMap<String, AttributeValue>>,
+    pub items: Vec<Item>,
     /// Where the segment goes on after this page; `None`: it is done.
     pub next: Option<ScanCursor>,
     /// Read capacity units the page cost (0 when DynamoDB does not say).

@@ -29,7 +29,10 @@ fn position() -> impl Strategy<Value = ShardPosition> {
 fn checkpoints() -> impl Strategy<Value = Checkpoints> {
     let stream = (any::<bool>(), btree_map(odd_string(), position(), 0..4))
         .prop_map(|(finished, shards)| StreamCheckpoint { finished, shards });
-    btree_map(odd_string(), stream, 0..3).prop_map(|streams| Checkpoints { streams })
+    btree_map(odd_string(), stream, 0..3).prop_map(|streams| Checkpoints {
+        streams,
+        snapshot: None,
+    })
 }
 
 /// One change to a file's bytes.
