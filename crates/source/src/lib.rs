@@ -76,8 +76,8 @@ pub use lease::{
 pub use stream::aws::AwsStreams;
 // the table's existing items (SNAPSHOT, being built),
 pub use snapshot::{
-    Chunk, KeyValue, ReadRate, SNAPSHOT_OPERATION, ScanCursor, ScanPage, ScannedPage, SnapshotJoin,
-    TableScanner, row_record, scan_segments,
+    Chunk, KeyValue, ReadRate, SNAPSHOT_OPERATION, ScanCursor, ScanPage, ScannedPage,
+    SnapshotCheckError, SnapshotJoin, TableFacts, TableScanner, row_record, scan_segments,
 };
 // and what reports on it all.
 pub use health::Health;

@@ -191,3 +191,50 @@ async fn the_segments_run_in_parallel_and_resume_from_their_progress() {
     assert_eq!(left, expected);
     assert!(resumed.iter().all(|p| p.segment != 0));
 }
+
+/// Before a snapshot: the stream must carry new images, and DescribeTable
+/// and Scan must be allowed; each refusal is one line naming what to change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_check_names_a_missing_image_or_permission() {
+    use awsdynamodb_source::SnapshotCheckError;
+    let table = table_of_items().await;
+    let ddb = DynamoDbLocal::shared().await;
+    let scanner = TableScanner::new(table.dynamodb().clone(), table.name(), 1, None, None);
+    let facts = scanner.check().await.unwrap();
+    assert!(facts.estimated_items >= 0);
+
+    for view in [StreamViewType::KeysOnly, StreamViewType::OldImage] {
+        let other = TestTable::create(ddb, KeyShape::Hash, view.clone())
+            .await
+            .unwrap();
+        let scanner = TableScanner::new(other.dynamodb().clone(), other.name(), 1, None, None);
+        let err = scanner.check().await.unwrap_err();
+        assert!(
+            matches!(err, SnapshotCheckError::NoNewImages { .. }),
+            "{err}"
+        );
+        let line = err.to_string();
+        assert!(
+            line.contains(view.as_str()) && line.contains("NEW_IMAGE or NEW_AND_OLD_IMAGES"),
+            "{line}"
+        );
+    }
+
+    for (op, action) in [
+        (Op::DescribeTable, "dynamodb:DescribeTable"),
+        (Op::Scan, "dynamodb:Scan"),
+    ] {
+        let proxy = FaultProxy::start(ddb.endpoint()).await.unwrap();
+        proxy.fail_ratio(op, 1.0, Fault::AccessDenied);
+        let client = dynamodb_client(&proxy.endpoint(), Retries::Disabled);
+        let scanner = TableScanner::new(client, table.name(), 1, None, None);
+        let line = scanner.check().await.unwrap_err().to_string();
+        assert!(
+            line.starts_with(&format!(
+                "SNAPSHOT=initial: permission denied: {action} on table"
+            )),
+            "{line}"
+        );
+        assert!(!line.contains('\n'));
+    }
+}

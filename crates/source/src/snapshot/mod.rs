@@ -17,4 +17,4 @@ pub use join::{Chunk, SnapshotJoin};
 pub use rate::ReadRate;
 pub use row::{SNAPSHOT_OPERATION, row_record};
 pub use run::{ScannedPage, scan_segments};
-pub use scan::{KeyValue, ScanCursor, ScanPage, TableScanner};
+pub use scan::{KeyValue, ScanCursor, ScanPage, SnapshotCheckError, TableFacts, TableScanner};

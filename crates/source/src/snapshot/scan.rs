@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::primitives::Blob;
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnConsumedCapacity};
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnConsumedCapacity, StreamViewType};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 
@@ -85,6 +85,36 @@ pub struct ScanPage {
     pub consumed: f64,
 }
 
+/// Why a snapshot of the table cannot be taken; each is one line naming
+/// what to change.
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotCheckError {
+    #[error(
+        "SNAPSHOT=initial needs the stream to carry new images, and table {table}'s stream view type is {view}: set it to NEW_IMAGE or NEW_AND_OLD_IMAGES"
+    )]
+    NoNewImages { table: String, view: String },
+    #[error("SNAPSHOT=initial: permission denied: {action} on table {table} ({detail})")]
+    Denied {
+        action: &'static str,
+        table: String,
+        detail: String,
+    },
+    #[error("SNAPSHOT=initial: {action} on table {table} failed: {error}")]
+    Failed {
+        action: &'static str,
+        table: String,
+        error: ApiError,
+    },
+}
+
+/// What a snapshot needs to know of the table before it begins.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TableFacts {
+    /// DescribeTable's item count (AWS updates it about every six hours):
+    /// the estimate a progress bar divides by.
+    pub estimated_items: i64,
+}
+
 /// Scans one table in `total_segments` segments.
 #[derive(Clone)]
 pub struct TableScanner {
@@ -117,6 +147,55 @@ impl TableScanner {
 
     pub fn total_segments(&self) -> u32 {
         self.total_segments
+    }
+
+    /// Checks, before a snapshot begins, that the stream carries new images
+    /// (DescribeTable) and that the table may be scanned (a one-item Scan):
+    /// without them it would fail, or miss changes, halfway.
+    pub async fn check(&self) -> Result<TableFacts, SnapshotCheckError> {
+        let failed = |action: &'static str, error: ApiError| match error {
+            ApiError::AccessDenied(detail) => SnapshotCheckError::Denied {
+                action,
+                table: self.table.clone(),
+                detail,
+            },
+            error => SnapshotCheckError::Failed {
+                action,
+                table: self.table.clone(),
+                error,
+            },
+        };
+        let described = self
+            .client
+            .describe_table()
+            .table_name(&self.table)
+            .send()
+            .await
+            .map_err(|e| failed("dynamodb:DescribeTable", classify(e)))?;
+        let table = described.table();
+        let view = table
+            .and_then(|t| t.stream_specification())
+            .filter(|s| s.stream_enabled())
+            .and_then(|s| s.stream_view_type());
+        if !matches!(
+            view,
+            Some(StreamViewType::NewImage | StreamViewType::NewAndOldImages)
+        ) {
+            return Err(SnapshotCheckError::NoNewImages {
+                table: self.table.clone(),
+                view: view.map_or("none (no stream)", |v| v.as_str()).to_owned(),
+            });
+        }
+        self.client
+            .scan()
+            .table_name(&self.table)
+            .limit(1)
+            .send()
+            .await
+            .map_err(|e| failed("dynamodb:Scan", classify(e)))?;
+        Ok(TableFacts {
+            estimated_items: table.and_then(|t| t.item_count()).unwrap_or(0),
+        })
     }
 
     /// The next page of `segment`, after `cursor` (`None`: from its start).
