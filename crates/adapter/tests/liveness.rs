@@ -28,8 +28,11 @@ async fn a_failing_sink_makes_the_adapter_unready_but_not_dead() -> anyhow::Resu
     sink.set_down(true).await?;
     table.put(items::key("k")).await?;
     let why = probe.await_health(|status, _| status == 503).await?;
+    // Both delivery verdicts start within a millisecond of each other (the
+    // event is read, its first attempt fails): either may be the one shown.
     assert!(
-        why.starts_with("the sink has failed every attempt"),
+        why.starts_with("the sink has failed every attempt")
+            || why.starts_with("delivery is falling behind"),
         "{why}"
     );
     assert_eq!(probe.live().await?, 200, "alive while the sink fails");
