@@ -21,7 +21,7 @@ pub use memory::MemoryStore;
 pub use writer::Checkpointer;
 
 use crate::record::SequenceNumber;
-use crate::snapshot::ScanCursor;
+pub use crate::snapshot::{SegmentProgress, SnapshotProgress};
 
 /// Every position of a source, keyed by stream ARN, then shard id; and
 /// how far the table's snapshot has come, while one runs or once one ran.
@@ -33,49 +33,6 @@ pub struct Checkpoints {
     /// source that never took one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub snapshot: Option<SnapshotProgress>,
-}
-
-/// How far the table's snapshot has come: where each segment of its
-/// parallel scan goes on after the rows already delivered.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct SnapshotProgress {
-    /// When it began (Unix ms): its rows' ids name it, and the stream is
-    /// read from this less the join's margin.
-    pub started_ms: i64,
-    pub total_segments: u32,
-    /// Segments not listed have not delivered a row yet.
-    #[serde(default)]
-    pub segments: BTreeMap<u32, SegmentProgress>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SegmentProgress {
-    /// Every row up to this scan cursor is delivered.
-    After(ScanCursor),
-    /// Read and delivered to its end.
-    Done,
-}
-
-impl SnapshotProgress {
-    pub fn new(started_ms: i64, total_segments: u32) -> Self {
-        SnapshotProgress {
-            started_ms,
-            total_segments: total_segments.max(1),
-            segments: BTreeMap::new(),
-        }
-    }
-
-    /// Where `segment` stands; `None`: at its start.
-    pub fn segment(&self, segment: u32) -> Option<&SegmentProgress> {
-        self.segments.get(&segment)
-    }
-
-    /// Every segment delivered to its end.
-    pub fn done(&self) -> bool {
-        (0..self.total_segments)
-            .all(|s| matches!(self.segments.get(&s), Some(SegmentProgress::Done)))
-    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -180,6 +137,7 @@ mod tests {
     /// older one) reads as no snapshot.
     #[test]
     fn snapshot_progress_is_kept_beside_the_positions() {
+        use crate::snapshot::ScanCursor;
         let mut cps = Checkpoints::default();
         let mut progress = SnapshotProgress::new(1_700_000_000_000, 3);
         let cursor: ScanCursor = serde_json::from_str(r#"{"pk":{"S":"a"}}"#).unwrap();

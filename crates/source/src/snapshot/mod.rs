@@ -8,12 +8,14 @@
 //! back in time is decided by [`SnapshotJoin`] and done by the engine.
 
 mod join;
+mod progress;
 mod rate;
 mod row;
 mod run;
 mod scan;
 
 pub use join::{Chunk, SnapshotJoin};
+pub use progress::{SegmentProgress, SnapshotProgress};
 pub use rate::ReadRate;
 pub use row::{SNAPSHOT_OPERATION, row_record};
 pub use run::{ScannedPage, scan_segments};

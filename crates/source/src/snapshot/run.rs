@@ -7,8 +7,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::TableScanner;
-use crate::checkpoint::{SegmentProgress, SnapshotProgress};
+use super::{SegmentProgress, SnapshotProgress, TableScanner};
 use crate::snapshot::scan::Item;
 use crate::stream::{AWS_RETRY, ApiError};
 
