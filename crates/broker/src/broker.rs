@@ -112,7 +112,7 @@ impl Shared {
         }
         triggers.apply(&config, &BTreeMap::new()).await;
         let names = triggers.names();
-        info!(triggers = ?names, "config reloaded");
+        info!(triggers = %names.join(","), "config reloaded");
         Ok(names)
     }
 
