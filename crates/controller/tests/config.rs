@@ -122,12 +122,7 @@ fn the_controller_may_do_what_it_does() {
             );
         }
     }
-    let controller = docs
-        .iter()
-        .find(|(_, d)| d["kind"] == "Deployment")
-        .map(|(_, d)| d)
-        .unwrap();
-    let container = &controller["spec"]["template"]["spec"]["containers"][0];
+    let container = controller_container(&docs);
     assert_eq!(container["args"][0], "run");
     let env = container["env"].as_array().unwrap();
     assert!(
@@ -136,17 +131,21 @@ fn the_controller_may_do_what_it_does() {
     );
 }
 
+/// The controller Deployment's container.
+fn controller_container(docs: &[(String, Value)]) -> &Value {
+    let (_, controller) = docs
+        .iter()
+        .find(|(_, d)| d["kind"] == "Deployment")
+        .expect("the controller's Deployment");
+    &controller["spec"]["template"]["spec"]["containers"][0]
+}
+
 /// The release installs the images of this version, never `latest`: a
 /// controller runs the adapter it was built with.
 #[test]
 fn the_images_are_of_this_version() {
     let docs = documents();
-    let controller = docs
-        .iter()
-        .find(|(_, d)| d["kind"] == "Deployment")
-        .map(|(_, d)| d)
-        .unwrap();
-    let container = &controller["spec"]["template"]["spec"]["containers"][0];
+    let container = controller_container(&docs);
     let adapter = container["env"]
         .as_array()
         .unwrap()

@@ -740,27 +740,23 @@ async fn shutdown_abandons_stuck_deliveries_within_the_bound_and_checkpoints_onl
 #[tokio::test]
 async fn preflight_names_each_startup_problem() {
     let table: TableArn = TABLE_ARN.parse().unwrap();
+    // The checks against the fake, within `ms`, calls going to "http://endpoint".
+    let check = async |api: &FakeStreams, ms: u64| {
+        preflight(
+            api,
+            &table,
+            "http://endpoint",
+            &StartupBudget::new(Duration::from_millis(ms)),
+        )
+        .await
+    };
     let api = FakeStreams::new();
-    let err = preflight(
-        &api,
-        &table,
-        "http://endpoint",
-        &StartupBudget::new(Duration::from_millis(50)),
-    )
-    .await
-    .unwrap_err();
+    let err = check(&api, 50).await.unwrap_err();
     assert!(matches!(err, StartupError::NoStream { .. }), "{err}");
 
     let s = api.add_stream("2024-01-01T00:00:00.000");
     api.add_shard(&s, "a", None);
-    preflight(
-        &api,
-        &table,
-        "http://endpoint",
-        &StartupBudget::new(Duration::from_millis(50)),
-    )
-    .await
-    .unwrap();
+    check(&api, 50).await.unwrap();
     let calls = api.calls();
     assert!(
         calls.iter().any(|c| matches!(c, Call::GetRecords { .. })),
@@ -771,15 +767,7 @@ async fn preflight_names_each_startup_problem() {
         Op::Describe,
         ApiError::AccessDenied("not authorized to perform dynamodb:DescribeStream".into()),
     );
-    let err = preflight(
-        &api,
-        &table,
-        "http://endpoint",
-        &StartupBudget::new(Duration::from_millis(50)),
-    )
-    .await
-    .unwrap_err()
-    .to_string();
+    let err = check(&api, 50).await.unwrap_err().to_string();
     assert!(
         err.contains("permission denied") && err.contains("DescribeStream"),
         "{err}"
@@ -789,14 +777,7 @@ async fn preflight_names_each_startup_problem() {
         Op::List,
         ApiError::NotFound("Requested resource not found: Table: orders not found".into()),
     );
-    let err = preflight(
-        &api,
-        &table,
-        "http://endpoint",
-        &StartupBudget::new(Duration::from_millis(50)),
-    )
-    .await
-    .unwrap_err();
+    let err = check(&api, 50).await.unwrap_err();
     assert!(matches!(err, StartupError::TableNotFound { .. }), "{err}");
 
     for _ in 0..100 {
@@ -805,15 +786,7 @@ async fn preflight_names_each_startup_problem() {
             ApiError::Transient("cannot reach the endpoint: connection refused".into()),
         );
     }
-    let err = preflight(
-        &api,
-        &table,
-        "http://endpoint",
-        &StartupBudget::new(Duration::from_millis(300)),
-    )
-    .await
-    .unwrap_err()
-    .to_string();
+    let err = check(&api, 300).await.unwrap_err().to_string();
     assert!(
         err.contains(
             "cannot reach DynamoDB Streams at http://endpoint within STARTUP_TIMEOUT (300ms)"

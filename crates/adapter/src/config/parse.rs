@@ -8,7 +8,7 @@ use std::time::Duration;
 use awsdynamodb_source::RecordFilter;
 use awsdynamodb_source::{CeOverrides, DataFormat, Extensions, SubjectMode};
 use awsdynamodb_source::{ContentMode, Url, parse_sink_url_of};
-use awsdynamodb_source::{StartingPosition, TableArn};
+use awsdynamodb_source::{StartingPosition, TableArn, duration_text};
 use awsdynamodbsource_api::vars::{
     AWS_ASSUME_ROLE_ARN, CE_MODE, CHECKPOINT_STORE, COORDINATION, DATASCHEMA_BASE, LOG_FORMAT,
     LOG_LEVEL, MAX_ATTEMPTS,
@@ -116,15 +116,6 @@ pub fn duration_at_least(var: &'static str, min: Duration) -> impl Parse<Duratio
             duration_text(min)
         )),
         d => Ok(d),
-    }
-}
-
-/// A duration as the settings write it: `250ms`, `2s`, `1m`.
-pub fn duration_text(d: Duration) -> String {
-    match d.as_millis() {
-        ms if ms % 60_000 == 0 && ms > 0 => format!("{}m", ms / 60_000),
-        ms if ms % 1000 == 0 => format!("{}s", ms / 1000),
-        ms => format!("{ms}ms"),
     }
 }
 

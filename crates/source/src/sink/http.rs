@@ -105,15 +105,18 @@ pub fn parse_sink_url_of(var: &'static str, s: &str) -> Result<Url, SinkUrlError
     };
     // A URL without a scheme ("127.0.0.1:9999", "localhost:8080", which
     // would parse with the scheme "localhost") is the common slip.
-    if !s.contains("://") {
-        // An unparsable URL cannot be redacted reliably: shown only
-        // without a user part.
-        let shown = if s.contains('@') {
+    // An unparsable URL cannot be redacted reliably: shown only without a
+    // user part.
+    let has_user = s.contains('@');
+    let unparsed = || {
+        if has_user {
             String::new()
         } else {
             format!("{s:?} ")
-        };
-        let hint = if s.contains('@') {
+        }
+    };
+    if !s.contains("://") {
+        let hint = if has_user {
             "it has no scheme: start it with http:// or https://".to_owned()
         } else {
             format!(
@@ -121,16 +124,9 @@ pub fn parse_sink_url_of(var: &'static str, s: &str) -> Result<Url, SinkUrlError
                 s.escape_debug()
             )
         };
-        return Err(fail(shown, &hint));
+        return Err(fail(unparsed(), &hint));
     }
-    let url = Url::parse(s).map_err(|e| {
-        let shown = if s.contains('@') {
-            String::new()
-        } else {
-            format!("{s:?} ")
-        };
-        fail(shown, &format!("not a URL ({e})"))
-    })?;
+    let url = Url::parse(s).map_err(|e| fail(unparsed(), &format!("not a URL ({e})")))?;
     let shown = format!("{:?} ", redact(&url));
     if !matches!(url.scheme(), "http" | "https") {
         return Err(fail(shown, "the scheme must be http or https"));
