@@ -69,14 +69,19 @@ impl Aws {
         }
     }
 
-    /// The lease table's store (COORDINATION=dynamodb:<table>), created when
-    /// missing.
-    pub async fn lease_store(&self, table: &str) -> Result<Arc<dyn LeaseStore>, String> {
+    /// The DynamoDB (tables) client: the lease table, the snapshot's scan.
+    pub fn dynamodb(&self) -> aws_sdk_dynamodb::Client {
         let mut builder = aws_sdk_dynamodb::config::Builder::from(&self.sdk);
         if let Some(credentials) = &self.credentials {
             builder = builder.credentials_provider(credentials.clone());
         }
-        let client = aws_sdk_dynamodb::Client::from_conf(builder.build());
+        aws_sdk_dynamodb::Client::from_conf(builder.build())
+    }
+
+    /// The lease table's store (COORDINATION=dynamodb:<table>), created when
+    /// missing.
+    pub async fn lease_store(&self, table: &str) -> Result<Arc<dyn LeaseStore>, String> {
+        let client = self.dynamodb();
         let store = DynamoDbLeaseStore::open(client, table, true)
             .await
             .map_err(|e| e.to_string())?;

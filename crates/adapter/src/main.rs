@@ -21,10 +21,11 @@ use awsdynamodb_source::{CheckpointStore, Checkpointer, FileStore, MemoryStore};
 use awsdynamodb_source::{DeadLetter, HttpSink, Sink, SinkLimits, StdoutSink, Url, redact};
 use awsdynamodb_source::{Engine, EngineConfig, StartupBudget, duration_text, preflight};
 use awsdynamodb_source::{LeaseKeeper, LeaseSettings, LeaseStore};
-use awsdynamodbsource_api::vars::{CHECKPOINT_STORE, COORDINATION, STARTUP_TIMEOUT};
+use awsdynamodb_source::{ReadRate, Snapshot, TableScanner, snapshot_due};
+use awsdynamodbsource_api::vars::{CHECKPOINT_STORE, COORDINATION, SNAPSHOT, STARTUP_TIMEOUT};
 use awsdynamodbsource_checkpoint_kube::{ConfigMapStore, KubeLeaseStore};
 use clap::Parser;
-use config::{Args, CheckpointLocation, Coordination, Settings};
+use config::{Args, CheckpointLocation, Coordination, Settings, SnapshotSettings};
 use prometheus_client::registry::Registry;
 use tokio_util::sync::CancellationToken;
 
@@ -198,12 +199,51 @@ async fn run(s: Settings) -> Result<(), String> {
     if let Some(keeper) = leases {
         engine = engine.with_leases(keeper);
     }
+    if let Some(snapshot) = &s.snapshot
+        && snapshot_due(&saved, &s.arn)
+    {
+        engine = engine.with_snapshot(table_snapshot(&s, snapshot, &aws).await?);
+    }
 
     let shutdown = CancellationToken::new();
     tokio::spawn(on_signal(shutdown.clone()));
     engine.run(shutdown).await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The snapshot's scanner, once the table is checked: the stream carries
+/// new images, and DescribeTable and Scan are allowed.
+async fn table_snapshot(
+    s: &Settings,
+    snapshot: &SnapshotSettings,
+    aws: &aws::Aws,
+) -> Result<Snapshot, String> {
+    let rate = snapshot
+        .read_units
+        .map(|units| Arc::new(ReadRate::new(units)));
+    let scanner = TableScanner::new(aws.dynamodb(), s.arn.table(), snapshot.segments, None, rate);
+    let facts = tokio::time::timeout(s.startup_timeout, scanner.check())
+        .await
+        .map_err(|_| {
+            format!(
+                "{SNAPSHOT}=initial: DynamoDB did not answer DescribeTable or Scan within {STARTUP_TIMEOUT} ({})",
+                duration_text(s.startup_timeout)
+            )
+        })?
+        .map_err(|e| e.to_string())?;
+    tracing::info!(
+        segments = snapshot.segments,
+        read_units = snapshot.read_units,
+        margin = %duration_text(snapshot.margin),
+        estimated_items = facts.estimated_items,
+        "a snapshot of the table is due"
+    );
+    Ok(Snapshot {
+        scanner,
+        margin: snapshot.margin,
+        estimated_items: facts.estimated_items,
+    })
 }
 
 /// This replica's name in the leases: the host (the pod's name in

@@ -118,6 +118,18 @@ async fn bad_configuration_exits_2_at_once_with_one_line() {
         ("LEASE_DURATION", "1s", "below its minimum, 2s"),
         ("MAX_RECORD_AGE", "0", "below its minimum, 1s"),
         ("MAX_IN_FLIGHT", "0", "from 1 to 10000"),
+        (
+            "SNAPSHOT",
+            "always",
+            "SNAPSHOT \"always\" is not off or initial",
+        ),
+        ("SNAPSHOT_SEGMENTS", "0", "from 1 to 10000"),
+        (
+            "SNAPSHOT_READ_UNITS",
+            "0",
+            "SNAPSHOT_READ_UNITS \"0\" is not a number",
+        ),
+        ("SNAPSHOT_MARGIN", "500ms", "below its minimum, 1s"),
         ("SINK_MAX_CONNECTIONS", "0", "from 1 to 10000"),
         ("HEALTH_PORT", "0", "from 1 to 65535"),
         ("METRICS_PROMETHEUS_PORT", "70000", "from 1 to 65535"),
@@ -266,6 +278,50 @@ async fn denied_permissions_exit_1_naming_the_action() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// SNAPSHOT=initial is refused before anything is read when it could not
+/// run to its end: no new images in the stream, DescribeTable or Scan
+/// denied, or replicas sharing the stream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_that_cannot_run_is_refused_naming_why() -> anyhow::Result<()> {
+    let ddb = DynamoDbLocal::shared().await;
+    let keys_only = TestTable::create(ddb, KeyShape::Hash, StreamViewType::KeysOnly).await?;
+    let state = tempfile::tempdir()?;
+    let mut env = common::env(keys_only.arn(), ddb.endpoint(), None, state.path());
+    set(&mut env, "SNAPSHOT", "initial");
+    let (code, lines) = run_to_exit(env).await;
+    assert_eq!(code, 1);
+    assert_one_clear_line(
+        &lines,
+        "stream view type is KEYS_ONLY: set it to NEW_IMAGE or NEW_AND_OLD_IMAGES",
+    );
+
+    let table = TestTable::create(ddb, KeyShape::Hash, StreamViewType::NewImage).await?;
+    for (op, action) in [
+        (Op::DescribeTable, "dynamodb:DescribeTable"),
+        (Op::Scan, "dynamodb:Scan"),
+    ] {
+        let proxy = FaultProxy::start(ddb.endpoint()).await?;
+        proxy.fail_ratio(op, 1.0, Fault::AccessDenied);
+        let state = tempfile::tempdir()?;
+        let mut env = common::env(table.arn(), &proxy.endpoint(), None, state.path());
+        set(&mut env, "SNAPSHOT", "initial");
+        let (code, lines) = run_to_exit(env).await;
+        assert_eq!(code, 1, "{action}");
+        assert_one_clear_line(&lines, &format!("permission denied: {action} on table"));
+    }
+
+    let mut env = common::env(table.arn(), ddb.endpoint(), None, state.path());
+    set(&mut env, "SNAPSHOT", "initial");
+    set(&mut env, "COORDINATION", "dynamodb:leases");
+    let (code, lines) = run_to_exit(env).await;
+    assert_eq!(code, 2);
+    assert_one_clear_line(
+        &lines,
+        "SNAPSHOT=initial cannot be used with COORDINATION yet",
+    );
+    Ok(())
+}
+
 #[tokio::test]
 async fn an_unreachable_endpoint_exits_1_after_the_startup_timeout() {
     let state = tempfile::tempdir().unwrap();
@@ -376,6 +432,10 @@ async fn help_lists_every_variable_with_its_default_and_never_a_value() {
         "LOG_FORMAT",
         "LOG_LEVEL",
         "AWS_ASSUME_ROLE_ARN",
+        "SNAPSHOT",
+        "SNAPSHOT_SEGMENTS",
+        "SNAPSHOT_READ_UNITS",
+        "SNAPSHOT_MARGIN",
         "AWS_ACCESS_KEY_ID",
         "AWS_SECRET_ACCESS_KEY",
         "AWS_ENDPOINT_URL",

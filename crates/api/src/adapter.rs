@@ -52,6 +52,9 @@ pub fn spec_env(spec: &AWSDynamoDBSourceSpec) -> Vec<(&'static str, EnvValue)> {
     if let Some(position) = &spec.starting_position {
         vars.push((STARTING_POSITION, literal(position)));
     }
+    if let Some(mode) = &spec.snapshot {
+        vars.push((SNAPSHOT, EnvValue::Literal(spelled(mode))));
+    }
     if let Some(interval) = &spec.poll_interval {
         vars.push((POLL_INTERVAL, literal(interval)));
     }
@@ -112,6 +115,7 @@ mod tests {
                 "secretAccessKey": {"valueFromSecret": {"name": "s", "key": "k"}},
             }},
             "sink": {"uri": "http://sink/"},
+            "snapshot": "initial",
             "dataFormat": "plain",
             "dataSchemaBase": "https://schemas.example/",
             "subject": "keys",
@@ -131,6 +135,7 @@ mod tests {
                 key: "k".into()
             })
         );
+        assert_eq!(env["SNAPSHOT"], literal("initial"));
         assert_eq!(env["DATA_FORMAT"], literal("plain"));
         assert_eq!(env["DATASCHEMA_BASE"], literal("https://schemas.example/"));
         assert_eq!(env["SUBJECT"], literal("keys"));

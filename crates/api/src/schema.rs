@@ -167,12 +167,23 @@ pub fn validate(object: &Value) -> Result<(), SchemaError> {
         })
         .collect();
     problems.extend(below_floor(object));
+    problems.extend(snapshot_with_replicas(object));
     problems.dedup();
     if problems.is_empty() {
         Ok(())
     } else {
         Err(SchemaError { problems })
     }
+}
+
+/// A snapshot's watermark needs every shard in one process: the adapter
+/// refuses SNAPSHOT with COORDINATION, which replicas above one set.
+fn snapshot_with_replicas(object: &Value) -> Option<String> {
+    let initial = object.pointer("/spec/snapshot")?.as_str()? == "initial";
+    let replicas = object.pointer("/spec/replicas")?.as_u64()?;
+    (initial && replicas > 1).then(|| {
+        format!("spec.snapshot: initial needs one replica while the snapshot runs, not {replicas}: start with replicas 1 and raise it once the snapshot is done")
+    })
 }
 
 /// The adapter's floors that a pattern cannot say: `pollInterval` of at

@@ -57,6 +57,14 @@ pub struct AWSDynamoDBSourceSpec {
     #[schemars(schema_with = "schema::starting_position")]
     pub starting_position: Option<String>,
 
+    /// off (default) or initial (SNAPSHOT): at the first start, every
+    /// item of the table is sent once (operation SNAPSHOT), then changes
+    /// follow, with no item's state stepping back. Needs a stream with new
+    /// images, dynamodb:Scan and dynamodb:DescribeTable, and one replica
+    /// while it runs. Not in the original CRD.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<SnapshotMode>,
+
     /// Pause after an empty page of an idle shard, e.g. 250ms (default).
     /// Not in the original CRD.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -133,6 +141,14 @@ pub enum DataFormat {
     Triggermesh,
     Aws,
     Plain,
+}
+
+/// `spec.snapshot`.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SnapshotMode {
+    Off,
+    Initial,
 }
 
 /// `spec.subject`.

@@ -147,6 +147,23 @@ fn starting_positions_follow_the_adapters_rule() {
 }
 
 #[test]
+fn a_snapshot_is_off_or_initial_and_needs_one_replica() {
+    for mode in ["off", "initial"] {
+        assert!(validate(&seed_with("/spec/snapshot", Some(json!(mode)))).is_ok());
+    }
+    let message = rejection(&seed_with("/spec/snapshot", Some(json!("always"))));
+    assert!(message.starts_with("spec.snapshot: "), "{message}");
+    let mut object = seed_with("/spec/snapshot", Some(json!("initial")));
+    object["spec"]["replicas"] = json!(3);
+    assert_eq!(
+        rejection(&object),
+        "spec.snapshot: initial needs one replica while the snapshot runs, not 3: start with replicas 1 and raise it once the snapshot is done"
+    );
+    object["spec"]["replicas"] = json!(1);
+    assert!(validate(&object).is_ok());
+}
+
+#[test]
 fn poll_intervals_below_the_adapters_floor_are_rejected() {
     let object = seed_with("/spec/pollInterval", Some(json!("100ms")));
     assert!(validate(&object).is_ok());

@@ -34,6 +34,7 @@
 mod replicas;
 mod shards;
 mod sink;
+mod snapshot;
 mod soak;
 
 use std::collections::HashMap;
@@ -79,6 +80,9 @@ async fn main() -> Result<()> {
     }
     if std::env::args().nth(1).as_deref() == Some("replicas") {
         return replicas::run(&adapter_bin).await;
+    }
+    if std::env::args().nth(1).as_deref() == Some("snapshot") {
+        return snapshot::run(&adapter_bin).await;
     }
     let sink = Sink::start().await?;
     let drain_only = std::env::var("BENCH_PHASES").is_ok_and(|p| p == "drain");
@@ -228,6 +232,16 @@ fn item(i: usize) -> HashMap<String, AttributeValue> {
 
 /// Writes `records` items in batches of 25 (distinct keys in each).
 async fn fill(ddb: &aws_sdk_dynamodb::Client, name: &str, records: usize) -> Result<()> {
+    fill_with(ddb, name, records, item).await
+}
+
+/// The same, each item made by `make`, then the marker item.
+async fn fill_with(
+    ddb: &aws_sdk_dynamodb::Client,
+    name: &str,
+    records: usize,
+    make: fn(usize) -> HashMap<String, AttributeValue>,
+) -> Result<()> {
     let started = Instant::now();
     let batches: Vec<std::ops::Range<usize>> = (0..records)
         .step_by(25)
@@ -247,7 +261,7 @@ async fn fill(ddb: &aws_sdk_dynamodb::Client, name: &str, records: usize) -> Res
                         WriteRequest::builder()
                             .put_request(
                                 PutRequest::builder()
-                                    .set_item(Some(item(i)))
+                                    .set_item(Some(make(i)))
                                     .build()
                                     .expect("item"),
                             )

@@ -41,6 +41,10 @@ struct State {
     data_loss: BTreeMap<String, String>,
     /// This replica holds no shard lease: healthy, and says so.
     idle: bool,
+    /// While a snapshot runs: how far it is.
+    snapshot: Option<String>,
+    /// Why the snapshot cannot go on (its scan fails).
+    snapshot_problem: Option<String>,
 }
 
 impl Default for State {
@@ -52,6 +56,8 @@ impl Default for State {
             shards: BTreeMap::new(),
             data_loss: BTreeMap::new(),
             idle: false,
+            snapshot: None,
+            snapshot_problem: None,
         }
     }
 }
@@ -82,11 +88,27 @@ impl Health {
         self.state().idle = idle;
     }
 
-    /// What a healthy replica says besides being healthy: that it is idle.
-    pub fn note(&self) -> Option<&'static str> {
-        self.state().idle.then_some(
-            "idle: this replica holds no shard lease; the other replicas read every shard",
-        )
+    /// What a healthy replica says besides being healthy: how far its
+    /// snapshot is, or that it is idle.
+    pub fn note(&self) -> Option<String> {
+        let s = self.state();
+        if let Some(snapshot) = &s.snapshot {
+            return Some(snapshot.clone());
+        }
+        s.idle.then(|| {
+            "idle: this replica holds no shard lease; the other replicas read every shard".into()
+        })
+    }
+
+    /// While a snapshot runs, how far it is (`/health` says it when
+    /// healthy); `None` once it is done.
+    pub fn set_snapshot(&self, progress: Option<String>) {
+        self.state().snapshot = progress;
+    }
+
+    /// The snapshot's scan fails (it is retried); `None` once it reads.
+    pub fn set_snapshot_problem(&self, problem: Option<String>) {
+        self.state().snapshot_problem = problem;
     }
 
     /// `Ok` when capturing, else a one-line reason.
@@ -99,6 +121,9 @@ impl Health {
             return Err("starting".into());
         }
         if let Some(p) = &s.checkpoint_problem {
+            return Err(p.clone());
+        }
+        if let Some(p) = &s.snapshot_problem {
             return Err(p.clone());
         }
         if let Some((shard, why)) = s

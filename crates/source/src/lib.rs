@@ -50,8 +50,8 @@ pub mod test_support;
 // What the binaries use: the engine and its settings,
 pub use arn::{ArnError, TableArn};
 pub use engine::{
-    Engine, EngineConfig, StartingPosition, StartingPositionError, StartupBudget, StartupError,
-    await_credentials, preflight,
+    Engine, EngineConfig, Snapshot, StartingPosition, StartingPositionError, StartupBudget,
+    StartupError, await_credentials, preflight, snapshot_due,
 };
 pub use event::{
     CeOverrides, DataFormat, EventOptions, Extensions, OptionError, OverridesError, SubjectMode,
@@ -91,6 +91,12 @@ pub fn duration_text(d: std::time::Duration) -> String {
         ms if ms >= 1000 && ms % 100 == 0 => format!("{}s", d.as_secs_f64()),
         ms => format!("{ms}ms"),
     }
+}
+
+/// This machine's clock, in ms since the Unix epoch (the record times'
+/// unit).
+pub(crate) fn unix_ms_now() -> i64 {
+    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
 }
 
 /// An error and its sources, on one line: `a: b: c`. (The SDK's

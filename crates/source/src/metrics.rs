@@ -90,6 +90,12 @@ pub struct Metrics {
     pub leases_taken_over: Counter,
     pub leases_released: Counter,
     pub lease_renewal_failures: Counter,
+    pub snapshot_items_read: Counter,
+    pub snapshot_rows_sent: Counter,
+    pub snapshot_rows_superseded: Counter,
+    pub snapshot_segments: Gauge,
+    pub snapshot_segments_done: Gauge,
+    pub snapshot_items_estimated: Gauge,
     /// What readers and deliveries report; read by the collector and by
     /// `/health`.
     pub progress: Arc<Progress>,
@@ -194,6 +200,36 @@ impl Metrics {
             "lease_renewal_failures",
             "Failed renewals of this replica's lease heartbeat",
             m.lease_renewal_failures.clone(),
+        );
+        r.register(
+            "snapshot_items_read",
+            "Items of the table's snapshot (SNAPSHOT=initial) done: sent, superseded by a change, or filtered",
+            m.snapshot_items_read.clone(),
+        );
+        r.register(
+            "snapshot_rows_sent",
+            "Items of the table's snapshot handed to the sink: delivered, dead-lettered or dropped",
+            m.snapshot_rows_sent.clone(),
+        );
+        r.register(
+            "snapshot_rows_superseded",
+            "Scanned items not sent because the stream brought a change of the item made while it was read",
+            m.snapshot_rows_superseded.clone(),
+        );
+        r.register(
+            "snapshot_segments",
+            "Segments of the snapshot's parallel scan (0: no snapshot)",
+            m.snapshot_segments.clone(),
+        );
+        r.register(
+            "snapshot_segments_done",
+            "Segments of the snapshot scanned and delivered to their end",
+            m.snapshot_segments_done.clone(),
+        );
+        r.register(
+            "snapshot_items_estimated",
+            "The table's item count when the snapshot began (DescribeTable's, updated by AWS about every six hours)",
+            m.snapshot_items_estimated.clone(),
         );
         r.register_collector(Box::new(ProgressCollector(m.progress.clone())));
         m

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use crate::event::{EventBuilder, StreamEvent, aws};
 use crate::filter::RecordFilter;
 use crate::record::{ChangeRecord, ItemKey, Record, RecordError, SequenceNumber};
+use crate::snapshot::{JoinKey, SnapshotGate, join_key};
 
 /// Turns one shard's records into events.
 #[derive(Clone)]
@@ -21,6 +22,9 @@ pub(crate) struct Preparer {
     /// Records created before this (Unix ms) are skipped: a start at a
     /// timestamp, or after LATEST when nothing was saved yet.
     skip_before_ms: Option<i64>,
+    /// While a snapshot runs, records to be delivered carry their item's
+    /// exact key for its join.
+    snapshot: Option<Arc<SnapshotGate>>,
 }
 
 /// A record made ready: its place in the shard and, unless it is skipped or
@@ -33,6 +37,8 @@ pub(crate) struct Prepared {
     /// FILTER does not pass it.
     pub event: Option<StreamEvent>,
     pub filtered: bool,
+    /// With an event, while a snapshot runs.
+    pub join_key: Option<JoinKey>,
 }
 
 impl Preparer {
@@ -40,11 +46,13 @@ impl Preparer {
         events: EventBuilder,
         filter: Option<Arc<RecordFilter>>,
         skip_before_ms: Option<i64>,
+        snapshot: Option<Arc<SnapshotGate>>,
     ) -> Self {
         Preparer {
             events,
             filter,
             skip_before_ms,
+            snapshot,
         }
     }
 
@@ -52,23 +60,34 @@ impl Preparer {
         let change = ChangeRecord::new(record)?;
         let created_ms = change.created().and_then(|t| t.to_millis().ok());
         let skipped = matches!((self.skip_before_ms, created_ms), (Some(before), Some(created)) if created < before);
-        let filtered = !skipped && self.filtered_out(&change);
+        let filtered = !skipped && self.refused(&change.record);
         let event = (!skipped && !filtered).then(|| self.events.build(&change));
+        let join_key = (event.is_some() && self.snapshot.as_ref().is_some_and(|g| g.is_active()))
+            .then(|| change.record.dynamodb()?.keys().map(join_key))
+            .flatten();
         Ok(Prepared {
             sequence: change.sequence,
             item: change.item,
             created_ms,
             event,
             filtered,
+            join_key,
         })
+    }
+
+    /// A snapshot row (see `snapshot::row_record`) as its event, unless
+    /// FILTER refuses it: rows match as their records, with eventName
+    /// `SNAPSHOT`.
+    pub fn prepare_row(&self, row: &Record) -> Option<StreamEvent> {
+        (!self.refused(row)).then(|| self.events.build_row(row))
     }
 
     /// Whether FILTER refuses the record. Patterns match the record as
     /// Lambda gives it, whatever DATA_FORMAT.
-    fn filtered_out(&self, change: &ChangeRecord) -> bool {
+    fn refused(&self, record: &Record) -> bool {
         self.filter.as_ref().is_some_and(|f| {
             let mut shape = Vec::with_capacity(512);
-            aws::encode_aws(&change.record, self.events.stream(), &mut shape);
+            aws::encode_aws(record, self.events.stream(), &mut shape);
             serde_json::from_slice(&shape).is_ok_and(|record| !f.matches(&record))
         })
     }

@@ -108,10 +108,6 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn unix_ms() -> i64 {
-    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
-}
-
 impl Progress {
     /// Milliseconds since this progress began (a monotonic clock).
     pub fn now(&self) -> u64 {
@@ -143,7 +139,7 @@ impl Progress {
 
     /// Every shard's figures now.
     pub fn shards(&self) -> Vec<ShardFigures> {
-        let (now, now_unix) = (self.now(), unix_ms());
+        let (now, now_unix) = (self.now(), crate::unix_ms_now());
         lock(&self.shards)
             .iter()
             .map(|s| s.figures(now, now_unix))
@@ -271,12 +267,12 @@ mod tests {
         let figures = |p: &Progress| p.shards().remove(0);
         assert_eq!(figures(&progress).lag_ms, 0, "caught up");
 
-        let ten_s_ago = unix_ms() - 10_000;
+        let ten_s_ago = crate::unix_ms_now() - 10_000;
         shard.set_behind(Some(ten_s_ago));
         let lag = figures(&progress).lag_ms;
         assert!((10_000..11_000).contains(&lag), "reading lag {lag}");
 
-        let minute_ago = unix_ms() - 60_000;
+        let minute_ago = crate::unix_ms_now() - 60_000;
         shard.set_waiting(3, Some((Some(minute_ago), progress.now())), 0);
         let f = figures(&progress);
         assert!((60_000..61_000).contains(&f.lag_ms), "delivery lag {f:?}");

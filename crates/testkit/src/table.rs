@@ -395,6 +395,28 @@ impl TestTable {
         Ok(records)
     }
 
+    /// Every item of the table now (strongly consistent Scan pages).
+    pub async fn scan_all(&self) -> Result<Vec<Item>> {
+        let mut items = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .ddb
+                .scan()
+                .table_name(&self.name)
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .with_context(|| format!("Scan {}", self.name))?;
+            items.extend(page.items.unwrap_or_default());
+            match page.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => return Ok(items),
+            }
+        }
+    }
+
     async fn wait_active(&self) -> Result<()> {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {

@@ -40,6 +40,10 @@ pub const DEAD_LETTER_SINK: &str = "DEAD_LETTER_SINK";
 pub const MAX_ATTEMPTS: &str = "MAX_ATTEMPTS";
 pub const MAX_RECORD_AGE: &str = "MAX_RECORD_AGE";
 pub const AWS_ASSUME_ROLE_ARN: &str = "AWS_ASSUME_ROLE_ARN";
+pub const SNAPSHOT: &str = "SNAPSHOT";
+pub const SNAPSHOT_SEGMENTS: &str = "SNAPSHOT_SEGMENTS";
+pub const SNAPSHOT_READ_UNITS: &str = "SNAPSHOT_READ_UNITS";
+pub const SNAPSHOT_MARGIN: &str = "SNAPSHOT_MARGIN";
 
 // Read by the AWS SDK.
 pub const AWS_ACCESS_KEY_ID: &str = "AWS_ACCESS_KEY_ID";
@@ -58,6 +62,10 @@ pub const LEASE_SOURCE_LABEL: &str = "awsdynamodbsource.triggermesh.io/source";
 // all three take the same values and say the same thing about others.
 pub const STARTING_POSITION_RULE: &str =
     "LATEST, TRIM_HORIZON (in any case) or an RFC 3339 time such as 2024-01-01T00:00:00Z";
+
+// The values of SNAPSHOT, wherever it is given (the variable, the CRD's
+// field, tmctl's flag).
+pub const SNAPSHOT_RULE: &str = "off or initial";
 
 // And the floor of POLL_INTERVAL, which the CRD's check shares: 10
 // GetRecords calls a second per idle shard (AWS Lambda makes 4).

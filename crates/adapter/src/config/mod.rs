@@ -17,7 +17,7 @@ use awsdynamodbsource_api::vars::*;
 use clap::Parser;
 use parse::*;
 pub use parse::{error_line, requested_log_format};
-pub use settings::{CheckpointLocation, Coordination, LogFormat, Settings};
+pub use settings::{CheckpointLocation, Coordination, LogFormat, Settings, SnapshotSettings};
 
 const AFTER_HELP: &str = "\
 AWS credentials come from the standard sources, in this order: AWS_ACCESS_KEY_ID,
@@ -30,7 +30,8 @@ DynamoDB Local. The region is always the ARN's; AWS_REGION is ignored.
 K_LOGGING_CONFIG, K_METRICS_CONFIG and K_TRACING_CONFIG (Knative) are accepted and ignored.
 
 The IAM policy needs exactly: dynamodb:ListStreams, dynamodb:DescribeStream,
-dynamodb:GetShardIterator, dynamodb:GetRecords.";
+dynamodb:GetShardIterator, dynamodb:GetRecords; with SNAPSHOT=initial also
+dynamodb:DescribeTable and dynamodb:Scan on the table.";
 
 /// The shortest POLL_INTERVAL and IDLE_POLL_INTERVAL (the CRD checks it too).
 const MIN_POLL_INTERVAL: Duration = Duration::from_millis(MIN_POLL_INTERVAL_MS);
@@ -391,6 +392,57 @@ pub struct Args {
         value_parser = blank_or(sink_url(DEAD_LETTER_SINK)),
     )]
     dead_letter_sink: Option<OrBlank<Url>>,
+
+    /// off, or initial: at the first start (no checkpoint yet), every item of the table is
+    /// sent once (operation SNAPSHOT, a stable id per item), joined with the changes made
+    /// meanwhile so that no item's state steps back; then changes follow. The stream needs
+    /// new images (NEW_IMAGE or NEW_AND_OLD_IMAGES); IAM needs dynamodb:DescribeTable and
+    /// dynamodb:Scan. A snapshot cut short resumes where it was. Not with COORDINATION.
+    #[arg(
+        long,
+        hide_env_values = true,
+        env = SNAPSHOT,
+        default_value = "off",
+        value_name = "MODE",
+        value_parser = snapshot,
+    )]
+    snapshot: bool,
+
+    /// Segments of the snapshot's parallel scan, read at once.
+    #[arg(
+        long,
+        hide_env_values = true,
+        env = SNAPSHOT_SEGMENTS,
+        default_value = "4",
+        value_name = "N",
+        value_parser = count(SNAPSHOT_SEGMENTS),
+    )]
+    snapshot_segments: usize,
+
+    /// The most read capacity units per second the snapshot's scan spends (strongly
+    /// consistent: one unit per 4 KB), so that it does not starve the table's own traffic.
+    /// Unset: as fast as the table allows.
+    #[arg(
+        long,
+        hide_env_values = true,
+        env = SNAPSHOT_READ_UNITS,
+        value_name = "UNITS",
+        value_parser = blank_or(read_units),
+    )]
+    snapshot_read_units: Option<OrBlank<f64>>,
+
+    /// How far a stream record's time may fall before its write: the rounding of record
+    /// times (AWS: down to the second) plus clock skew. DynamoDB Local rounds to the minute:
+    /// give it 61s. At least 1s.
+    #[arg(
+        long,
+        hide_env_values = true,
+        env = SNAPSHOT_MARGIN,
+        default_value = "2s",
+        value_name = "DURATION",
+        value_parser = duration_at_least(SNAPSHOT_MARGIN, Duration::from_secs(1)),
+    )]
+    snapshot_margin: Duration,
 
     /// Attempts at the sink before an event is given up. Unset: until it is delivered.
     #[arg(

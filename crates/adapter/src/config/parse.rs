@@ -11,7 +11,7 @@ use awsdynamodb_source::{ContentMode, Url, parse_sink_url_of};
 use awsdynamodb_source::{StartingPosition, TableArn, duration_text};
 use awsdynamodbsource_api::vars::{
     AWS_ASSUME_ROLE_ARN, CE_MODE, CHECKPOINT_STORE, COORDINATION, DATASCHEMA_BASE, LOG_FORMAT,
-    LOG_LEVEL, MAX_ATTEMPTS,
+    LOG_LEVEL, MAX_ATTEMPTS, SNAPSHOT, SNAPSHOT_READ_UNITS, SNAPSHOT_RULE,
 };
 use clap::error::ErrorKind;
 
@@ -139,6 +139,26 @@ pub fn count(var: &'static str) -> impl Parse<usize> {
             .filter(|n| (1..=10_000).contains(n))
             .ok_or_else(|| format!("{var} {s:?} is not a whole number from 1 to 10000"))
     }
+}
+
+/// `SNAPSHOT`: whether the first start sends the table's items (`initial`).
+pub fn snapshot(s: &str) -> Result<bool, String> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "off" | "" => Ok(false),
+        "initial" => Ok(true),
+        _ => Err(format!("{SNAPSHOT} {s:?} is not {SNAPSHOT_RULE}")),
+    }
+}
+
+/// `SNAPSHOT_READ_UNITS`: read capacity units per second, more than 0.
+pub fn read_units(s: &str) -> Result<f64, String> {
+    s.trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|n| n.is_finite() && *n > 0.0)
+        .ok_or_else(|| {
+            format!("{SNAPSHOT_READ_UNITS} {s:?} is not a number of read units per second above 0")
+        })
 }
 
 /// `MAX_ATTEMPTS`: a whole number of at least 1.

@@ -8,7 +8,8 @@ use awsdynamodb_source::{CeOverrides, EventOptions};
 use awsdynamodb_source::{ContentMode, Url};
 use awsdynamodb_source::{StartingPosition, TableArn};
 use awsdynamodbsource_api::vars::{
-    ARN, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, CHECKPOINT_STORE, COORDINATION, NAME, STATE_DIR,
+    ARN, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, CHECKPOINT_STORE, COORDINATION, NAME, SNAPSHOT,
+    STATE_DIR,
 };
 
 use super::Args;
@@ -35,6 +36,14 @@ pub enum Coordination {
     /// Shard leases as Leases in the adapter's namespace, named after the
     /// source (`NAME`).
     Kubernetes,
+}
+
+/// `SNAPSHOT=initial`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SnapshotSettings {
+    pub segments: u32,
+    pub read_units: Option<f64>,
+    pub margin: Duration,
 }
 
 /// Settings, checked. Holds no secret (credentials stay with the AWS SDK).
@@ -69,6 +78,7 @@ pub struct Settings {
     pub dead_letter_sink: Option<Url>,
     pub max_attempts: Option<u32>,
     pub max_record_age: Option<Duration>,
+    pub snapshot: Option<SnapshotSettings>,
 }
 
 impl Args {
@@ -91,6 +101,11 @@ impl Args {
         if coordination == Some(Coordination::Kubernetes) && name.is_none() {
             return Err(format!(
                 "{COORDINATION}=kubernetes needs {NAME}: the source's name, after which its Leases are named"
+            ));
+        }
+        if self.snapshot && coordination.is_some() {
+            return Err(format!(
+                "{SNAPSHOT}=initial cannot be used with {COORDINATION} yet: run one replica for the snapshot, then add replicas"
             ));
         }
         let checkpoints = match self.checkpoint_store.flatten() {
@@ -137,6 +152,11 @@ impl Args {
             dead_letter_sink: self.dead_letter_sink.flatten(),
             max_attempts: self.max_attempts.flatten(),
             max_record_age: self.max_record_age.flatten(),
+            snapshot: self.snapshot.then(|| SnapshotSettings {
+                segments: self.snapshot_segments as u32,
+                read_units: self.snapshot_read_units.flatten(),
+                margin: self.snapshot_margin,
+            }),
         })
     }
 }

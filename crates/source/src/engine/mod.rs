@@ -10,9 +10,11 @@
 //! - `config`: the settings and their defaults;
 //! - `startup`: the checks before anything runs;
 //! - this file: choosing the stream, and moving to the next one;
-//! - `stream_run`: the shards of one stream, supervised.
+//! - `stream_run`: the shards of one stream, supervised;
+//! - `snapshot_run`: the table's items (SNAPSHOT=initial), beside them.
 
 pub(crate) mod config;
+mod snapshot_run;
 mod startup;
 mod stream_run;
 
@@ -25,13 +27,15 @@ pub use config::{EngineConfig, StartingPosition, StartingPositionError};
 pub use startup::{StartupBudget, StartupError, await_credentials, preflight};
 use stream_run::StreamRun;
 
-use crate::checkpoint::Checkpointer;
+use crate::arn::TableArn;
+use crate::checkpoint::{Checkpointer, Checkpoints};
 use crate::event::EventBuilder;
 use crate::health::Health;
 use crate::lease::LeaseKeeper;
 use crate::metrics::Metrics;
 use crate::shard::ReaderContext;
 use crate::sink::Sink;
+use crate::snapshot::{SnapshotGate, TableScanner};
 use crate::stream::{self, AWS_RETRY, ApiError, StreamSummary, StreamsApi};
 
 pub struct Engine {
@@ -42,6 +46,27 @@ pub struct Engine {
     describe_pacer: stream::DescribePacer,
     /// With COORDINATION: which shards this replica reads.
     leases: Option<Arc<LeaseKeeper>>,
+    /// With SNAPSHOT=initial.
+    snapshot: Option<Snapshot>,
+}
+
+/// `SNAPSHOT=initial`: at the first start, every item of the table is sent
+/// (operation `SNAPSHOT`), joined with the stream's changes so that no
+/// item's state steps back.
+pub struct Snapshot {
+    pub scanner: TableScanner,
+    /// How far a stream record's time may fall before its write: the
+    /// record times' rounding (AWS: a second; DynamoDB Local: a minute)
+    /// plus clock skew.
+    pub margin: Duration,
+    /// DescribeTable's item count, for progress.
+    pub estimated_items: i64,
+}
+
+impl Snapshot {
+    fn margin_ms(&self) -> i64 {
+        self.margin.as_millis() as i64
+    }
 }
 
 /// How reading one stream ended.
@@ -77,6 +102,7 @@ impl Engine {
             config: config.clone(),
             fast_pollers: Default::default(),
             lease_deadline: None,
+            snapshot: None,
         });
         Engine {
             config,
@@ -84,7 +110,21 @@ impl Engine {
             events,
             describe_pacer: Default::default(),
             leases: None,
+            snapshot: None,
         }
+    }
+
+    /// Takes a snapshot of the table at the first start (or finishes one
+    /// begun). Not with leases: the snapshot's watermark needs every shard.
+    pub fn with_snapshot(mut self, snapshot: Snapshot) -> Self {
+        let ctx = Arc::get_mut(&mut self.ctx)
+            .expect("the readers share the context only once the engine runs");
+        ctx.snapshot = Some(Arc::new(SnapshotGate::new(snapshot.margin_ms())));
+        ctx.metrics
+            .snapshot_items_estimated
+            .set(snapshot.estimated_items);
+        self.snapshot = Some(snapshot);
+        self
     }
 
     /// Shares the stream with other replicas through `keeper`'s leases: it
@@ -110,13 +150,14 @@ impl Engine {
             async move { checkpoints.run(interval, after_events, stop).await }
         });
         let prefix = format!("{}/stream/", self.config.table.as_str());
-        let mut first_start = !self
-            .ctx
-            .checkpoints
-            .snapshot()
-            .streams
-            .keys()
-            .any(|k| k.starts_with(&prefix));
+        let saved = self.ctx.checkpoints.snapshot();
+        let mut first_start = is_first_start(&saved, &self.config.table);
+        if let Some(gate) = &self.ctx.snapshot
+            && !snapshot_due(&saved, &self.config.table)
+        {
+            // Only a first start takes a snapshot.
+            gate.finish();
+        }
         let mut pauses = AWS_RETRY.pauses();
         while !shutdown.is_cancelled() {
             let streams = match self.ctx.api.list_streams(self.config.table.table()).await {
@@ -240,6 +281,21 @@ impl Engine {
             }
         };
         StreamRun::start(self, arn, description, first_start, shutdown).await
+    }
+}
+
+/// No stream of `table` has a checkpoint yet.
+fn is_first_start(saved: &Checkpoints, table: &TableArn) -> bool {
+    let prefix = format!("{}/stream/", table.as_str());
+    !saved.streams.keys().any(|k| k.starts_with(&prefix))
+}
+
+/// Whether `SNAPSHOT=initial` scans the table now: at the first start, or
+/// to finish a snapshot begun and not done.
+pub fn snapshot_due(saved: &Checkpoints, table: &TableArn) -> bool {
+    match &saved.snapshot {
+        Some(progress) => !progress.done(),
+        None => is_first_start(saved, table),
     }
 }
 

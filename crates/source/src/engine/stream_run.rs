@@ -20,13 +20,17 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::snapshot_run::SnapshotRun;
 use super::{Engine, StartingPosition, StreamEnd};
 use crate::checkpoint::ShardPosition;
 use crate::event::EventBuilder;
 use crate::lease::{Lease, LeaseKeeper, Order};
+use crate::prepare::Preparer;
 use crate::shard::{ReaderContext, ShardEnd, ShardReader, ShardStart};
+use crate::snapshot::SnapshotProgress;
 use crate::stream::{
-    self, ApiError, IteratorPosition, ShardState, ShardTree, StreamDescription, StreamStatus,
+    self, ApiError, IteratorPosition, KeySchema, ShardState, ShardTree, StreamDescription,
+    StreamStatus,
 };
 
 /// The state of reading one stream.
@@ -51,6 +55,8 @@ pub(super) struct StreamRun<'a> {
     tokens: HashMap<String, (CancellationToken, CancellationToken)>,
     /// With COORDINATION.
     leased: Option<Leased>,
+    /// The snapshot's run, while one runs beside the readers.
+    snapshot: JoinSet<()>,
 }
 
 /// A run's side of the lease keeper.
@@ -136,6 +142,7 @@ impl<'a> StreamRun<'a> {
             next_refresh: Instant::now() + engine.config.shard_list_interval,
             tokens: HashMap::new(),
             leased: None,
+            snapshot: JoinSet::new(),
         };
         if let Some(keeper) = &engine.leases {
             let orders = keeper.begin(arn).await;
@@ -163,16 +170,33 @@ impl<'a> StreamRun<'a> {
             }
         }
         if first_start && !stream_known {
+            if let Some(snapshot) = &engine.snapshot
+                && known.snapshot.is_none()
+            {
+                let progress =
+                    SnapshotProgress::new(crate::unix_ms_now(), snapshot.scanner.total_segments());
+                tracing::info!(
+                    segments = progress.total_segments,
+                    "taking a snapshot of the table: every item is sent, then changes follow"
+                );
+                ctx.checkpoints.update(|c| c.snapshot = Some(progress));
+            }
             run.apply_starting_position();
         }
         let end = if ctx.checkpoints.flush_durably(shutdown).await {
             ctx.health.set_stream_problem(None);
+            run.know_live_shards();
+            run.start_snapshot(description.key_schema.clone());
             run.start_readable();
             ctx.health.set_started();
             run.run(shutdown).await
         } else {
             StreamEnd::Stopped
         };
+        if let Some(gate) = &ctx.snapshot {
+            // A snapshot going on with the next stream waits for its shards.
+            run.tree.ids().for_each(|id| gate.forget_shard(id));
+        }
         if let Some(leased) = &mut run.leased {
             // Every reader has ended: their positions are final, and go to
             // the next holders with the leases.
@@ -204,9 +228,63 @@ impl StreamRun<'_> {
         &self.engine.ctx
     }
 
-    /// STARTING_POSITION for the shards that exist now and have no checkpoint.
+    /// While a snapshot runs, the shards that may hold writes not yet
+    /// delivered count in its watermark.
+    fn know_live_shards(&self) {
+        if let Some(gate) = &self.ctx().snapshot {
+            gate.know_shards(
+                self.tree
+                    .ids()
+                    .filter(|id| self.tree.state(id) != Some(ShardState::Finished)),
+            );
+        }
+    }
+
+    /// Runs the snapshot beside the readers, if one is due.
+    fn start_snapshot(&mut self, key_schema: Option<KeySchema>) {
+        let (Some(snapshot), Some(gate)) = (&self.engine.snapshot, &self.ctx().snapshot) else {
+            return;
+        };
+        let progress = match self.ctx().checkpoints.snapshot().snapshot {
+            Some(progress) if gate.is_active() && !progress.done() => progress,
+            _ => return,
+        };
+        let Some(key_schema) = key_schema else {
+            tracing::error!(
+                stream = self.arn,
+                "the stream does not say the table's key schema: the snapshot cannot run"
+            );
+            return;
+        };
+        let run = SnapshotRun {
+            ctx: self.engine.ctx.clone(),
+            gate: gate.clone(),
+            scanner: snapshot.scanner.clone(),
+            preparer: Preparer::new(
+                self.events.clone(),
+                self.engine.config.filter.clone(),
+                None,
+                None,
+            ),
+            table: self.engine.config.table.clone(),
+            key_schema,
+        };
+        let (stop, give_up) = (self.stop.child_token(), self.give_up.child_token());
+        self.snapshot
+            .spawn(async move { run.run(progress, stop, give_up).await });
+    }
+
+    /// STARTING_POSITION for the shards that exist now and have no
+    /// checkpoint; with a snapshot, its start less the margin instead.
     fn apply_starting_position(&mut self) {
-        let now_ms = (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
+        let now_ms = crate::unix_ms_now();
+        let snapshot_from = match (
+            &self.engine.snapshot,
+            self.ctx().checkpoints.snapshot().snapshot,
+        ) {
+            (Some(snapshot), Some(progress)) => Some(progress.started_ms - snapshot.margin_ms()),
+            _ => None,
+        };
         let ids: Vec<String> = self
             .tree
             .ids()
@@ -215,6 +293,12 @@ impl StreamRun<'_> {
             .collect();
         for id in ids {
             if self.ctx().checkpoints.position(self.arn, &id).is_some() {
+                continue;
+            }
+            if let Some(from) = snapshot_from {
+                self.ctx()
+                    .checkpoints
+                    .set(self.arn, &id, ShardPosition::Since(from));
                 continue;
             }
             let closed = self.tree.info(&id).is_some_and(|s| s.closed);
@@ -429,6 +513,7 @@ impl StreamRun<'_> {
                 self.status = d.status;
                 self.tree.merge(&d.shards, true);
                 self.forget_trimmed_shards();
+                self.know_live_shards();
                 self.ctx().health.set_stream_problem(None);
                 self.start_readable();
                 Ok(())
@@ -622,6 +707,11 @@ impl StreamRun<'_> {
                     "a shard ended; its children are known"
                 );
                 self.tree.merge(&children, false);
+                self.know_live_shards();
+                if let Some(gate) = &self.ctx().snapshot {
+                    // Its children now stand for what it would hold.
+                    gate.forget_shard(parent);
+                }
                 self.start_readable();
                 true
             }
@@ -640,9 +730,10 @@ impl StreamRun<'_> {
         self.stop.cancel();
         let deadline = tokio::time::sleep(self.engine.config.shutdown_timeout);
         tokio::pin!(deadline);
-        loop {
+        while !self.readers.is_empty() || !self.snapshot.is_empty() {
             tokio::select! {
-                joined = self.readers.join_next() => if joined.is_none() { break },
+                Some(_) = self.readers.join_next() => {}
+                Some(_) = self.snapshot.join_next() => {}
                 _ = &mut deadline, if !self.give_up.is_cancelled() => {
                     tracing::warn!("shutdown timeout: abandoning deliveries in flight; they will be sent again after a restart");
                     self.give_up.cancel();

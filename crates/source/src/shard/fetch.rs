@@ -47,8 +47,13 @@ struct Trimmed {
 
 pub(super) enum Fetched<R = Record> {
     /// Records (maybe none); `last` when the shard is closed and this was
-    /// its final page.
-    Page { records: Vec<R>, last: bool },
+    /// its final page; `called_ms`: when the call that got it was made
+    /// (Unix ms; an empty page vouches for what was written before).
+    Page {
+        records: Vec<R>,
+        last: bool,
+        called_ms: i64,
+    },
     /// The shard or its stream no longer exists.
     Vanished(String),
 }
@@ -57,9 +62,14 @@ impl Fetched {
     /// The same page with each record turned into something else.
     pub(super) fn map<R>(self, f: impl FnMut(Record) -> R) -> Fetched<R> {
         match self {
-            Fetched::Page { records, last } => Fetched::Page {
+            Fetched::Page {
+                records,
+                last,
+                called_ms,
+            } => Fetched::Page {
                 records: records.into_iter().map(f).collect(),
                 last,
+                called_ms,
             },
             Fetched::Vanished(why) => Fetched::Vanished(why),
         }
@@ -108,6 +118,7 @@ pub(super) async fn next_page(
             },
         };
         ctx.metrics.get_records_calls.inc();
+        let called_ms = crate::unix_ms_now();
         match ctx.api.get_records(&iterator).await {
             Ok(page) => {
                 if failures >= FAILURES_BEFORE_UNHEALTHY {
@@ -131,6 +142,7 @@ pub(super) async fn next_page(
                     Fetched::Page {
                         records: page.records,
                         last,
+                        called_ms,
                     },
                 );
             }

@@ -11,6 +11,7 @@ mod fetch;
 mod pace;
 mod window;
 
+use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -31,6 +32,7 @@ use crate::prepare::{Prepared, Preparer};
 use crate::progress::ShardProgress;
 use crate::record::{RecordError, SequenceNumber};
 use crate::sink::{Delivery, GiveUp, Sink, deliver};
+use crate::snapshot::{Admission, ShardWatermark, SnapshotGate};
 use crate::stream::{IteratorPosition, StreamsApi};
 use fetch::{Cursor, Fetched, next_page};
 use pace::Pace;
@@ -49,6 +51,8 @@ pub struct ReaderContext {
     pub fast_pollers: Arc<FastPollers>,
     /// With leases: no delivery starts past it.
     pub lease_deadline: Option<Arc<LeaseDeadline>>,
+    /// With SNAPSHOT: where records meet the snapshot's rows.
+    pub snapshot: Option<Arc<SnapshotGate>>,
 }
 
 /// Where a reader begins.
@@ -94,6 +98,14 @@ type Fetching = AbortOnDropHandle<(Cursor, Fetched<Result<Prepared, RecordError>
 
 /// What the window runs for each event: its delivery.
 type Deliver = Box<dyn FnMut(Pending) -> Pin<Box<dyn Future<Output = Completed> + Send>> + Send>;
+
+/// While a snapshot runs: the records its gate holds (each with the
+/// release whose rows it waits for), and how far this shard has passed.
+#[derive(Default)]
+struct SnapshotSide {
+    held: VecDeque<(u64, Pending)>,
+    watermark: ShardWatermark,
+}
 
 impl ShardReader {
     pub fn new(
@@ -144,7 +156,10 @@ impl ShardReader {
             self.events.clone(),
             ctx.config.filter.clone(),
             self.start.skip_before_ms,
+            ctx.snapshot.clone(),
         );
+        let mut snapshot = SnapshotSide::default();
+        let mut opened = ctx.snapshot.as_ref().map(|g| g.opened());
         let mut finalizer = OrderedFinalizer::default();
         let mut window = self.delivery_window(give_up);
         let mut cursor = Some(Cursor::new(self.start.position.clone()));
@@ -156,11 +171,14 @@ impl ShardReader {
             if end.is_none()
                 && fetching.is_none()
                 && window.outstanding() < ctx.config.read_ahead
+                && snapshot.held.is_empty()
                 && let Some(c) = cursor.take()
             {
                 fetching = Some(self.fetch(c, pause, preparer.clone()));
             }
-            if end.is_some() && window.in_flight() == 0 {
+            // A shard read to its end still delivers what the gate holds.
+            let waiting = !snapshot.held.is_empty() && end == Some(ShardEnd::Finished);
+            if end.is_some() && window.in_flight() == 0 && !waiting {
                 break;
             }
             tokio::select! {
@@ -176,7 +194,14 @@ impl ShardReader {
                         | Delivery::Dropped(..) => finalizer.done(done.ticket),
                         Delivery::Abandoned => {}
                     }
-                    self.checkpoint(progress, &mut finalizer, &window);
+                    self.checkpoint(progress, &mut finalizer, &window, &mut snapshot);
+                }
+                Ok(()) = async { opened.as_mut().expect("guarded").changed().await }, if opened.is_some() && !snapshot.held.is_empty() => {
+                    let opened = *opened.as_ref().expect("guarded").borrow();
+                    while snapshot.held.front().is_some_and(|(after, _)| *after <= opened) {
+                        let (_, pending) = snapshot.held.pop_front().expect("checked");
+                        window.push(pending);
+                    }
                 }
                 joined = async { fetching.as_mut().expect("guarded").await }, if fetching.is_some() => {
                     fetching = None;
@@ -191,12 +216,16 @@ impl ShardReader {
                         }
                     };
                     match fetched {
-                        Fetched::Page { records, last } => {
+                        Fetched::Page { records, last, called_ms } => {
                             pause = pace.after_page(!records.is_empty());
-                            if let Some(seq) = self.accept(progress, records, &mut finalizer, &mut window) {
+                            if records.is_empty() {
+                                let read = finalizer.covered() + finalizer.len() as u64;
+                                snapshot.watermark.empty_page(read, called_ms);
+                            }
+                            if let Some(seq) = self.accept(progress, records, &mut finalizer, &mut window, &mut snapshot) {
                                 c.resume = IteratorPosition::AfterSequence(seq);
                             }
-                            self.checkpoint(progress, &mut finalizer, &window);
+                            self.checkpoint(progress, &mut finalizer, &window, &mut snapshot);
                             if last {
                                 end = Some(ShardEnd::Finished);
                             }
@@ -273,17 +302,29 @@ impl ShardReader {
         }
     }
 
-    /// Moves the checkpoint over the done prefix, and reports what waits.
+    /// Moves the checkpoint over the done prefix, and reports what waits
+    /// (and, while a snapshot runs, how far the shard has passed).
     fn checkpoint(
         &self,
         progress: &Arc<ShardProgress>,
         finalizer: &mut OrderedFinalizer,
         window: &DeliveryWindow<Deliver>,
+        snapshot: &mut SnapshotSide,
     ) {
         let covered_before = finalizer.covered();
         if let Some(seq) = finalizer.advance() {
             let events = finalizer.covered() - covered_before;
             self.ctx.checkpoints.advance(progress, seq, events);
+        }
+        if let Some(gate) = self.ctx.snapshot.as_ref().filter(|g| g.is_active()) {
+            let oldest = finalizer.oldest().map(|(created_ms, _)| *created_ms);
+            if let Some(passed) =
+                snapshot
+                    .watermark
+                    .advance(finalizer.covered(), oldest, gate.margin_ms())
+            {
+                gate.passed(&self.shard, passed);
+            }
         }
         let waiting = window.outstanding();
         progress.set_waiting(
@@ -301,6 +342,7 @@ impl ShardReader {
         records: Vec<Result<Prepared, RecordError>>,
         finalizer: &mut OrderedFinalizer,
         window: &mut DeliveryWindow<Deliver>,
+        snapshot: &mut SnapshotSide,
     ) -> Option<SequenceNumber> {
         let metrics = &self.ctx.metrics;
         if records.is_empty() {
@@ -332,13 +374,27 @@ impl ShardReader {
             }
             let ticket = finalizer.push(prepared.sequence.clone(), (prepared.created_ms, read_at));
             last = Some(prepared.sequence);
-            match prepared.event {
-                Some(event) => window.push(Pending {
-                    ticket,
-                    item: prepared.item,
-                    event,
-                }),
-                None => finalizer.done(ticket),
+            snapshot.watermark.record(prepared.created_ms);
+            let Some(event) = prepared.event else {
+                finalizer.done(ticket);
+                continue;
+            };
+            let pending = Pending {
+                ticket,
+                item: prepared.item,
+                event,
+            };
+            let admission = match &self.ctx.snapshot {
+                Some(gate) => gate.admit(
+                    prepared.join_key,
+                    prepared.created_ms,
+                    snapshot.held.back().map(|(after, _)| *after),
+                ),
+                None => Admission::Now,
+            };
+            match admission {
+                Admission::Now => window.push(pending),
+                Admission::After(release) => snapshot.held.push_back((release, pending)),
             }
         }
         progress.set_behind(newest_ms);

@@ -127,10 +127,6 @@ pub enum Delivery {
     Abandoned,
 }
 
-fn now_ms() -> i64 {
-    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
-}
-
 /// Sends `event` until it is delivered or given up, or `give_up` fires.
 pub async fn deliver(
     sink: &dyn Sink,
@@ -143,7 +139,7 @@ pub async fn deliver(
     let mut backoff = policy.backoff();
     let mut attempt: u32 = 0;
     let given_up = loop {
-        if policy.max_record_age.is_some() && policy.too_old(event, now_ms()) {
+        if policy.max_record_age.is_some() && policy.too_old(event, crate::unix_ms_now()) {
             break GivenUp {
                 reason: GiveUpReason::Age,
                 attempts: attempt,

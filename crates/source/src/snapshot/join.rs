@@ -9,14 +9,20 @@
 //! some moment of the chunk's read, so:
 //! - a row whose item has a stream record from `read_from - margin` on is
 //!   dropped: the stream brings that item's state, as new or newer;
-//! - the other rows are emitted once every stream record up to
-//!   `read_to + margin` is delivered, and before any later one is: they are
-//!   then the item's latest state, in the stream's order.
+//! - the other rows are emitted once the record of every write made up to
+//!   `read_to` is delivered, and before any record read after that moment
+//!   is: a later record of the item would have dropped the row, so the row
+//!   is the item's latest state, in the stream's order.
 //!
 //! `margin` covers the record times' rounding (AWS rounds down to the
-//! second, DynamoDB Local to the minute) and the clocks' skew. The stream
-//! must be read from `snapshot start - margin` on, or a dropped row's change
-//! could be skipped with the records older than the start.
+//! second, DynamoDB Local to the minute) and the clocks' skew: a write made
+//! during the read has a record time of `read_from - margin` or later. The
+//! stream must be read from `snapshot start - margin` on, or a dropped row's
+//! change could be skipped with the records older than the start.
+//!
+//! How far delivery has passed is the engine's to say (the shard readers'
+//! watermark, in write time on this machine's clock); the join only asks
+//! for it.
 //!
 //! Owns the decision, row by row and chunk by chunk. It never reads the
 //! table or the stream and never delivers: the engine tells it what it read
@@ -24,35 +30,37 @@
 
 use std::collections::BTreeMap;
 
-/// Scanned rows and when their read began and ended (ms since the epoch).
+/// Scanned rows and when their read began and ended (ms since the epoch),
+/// with what the caller needs back when the chunk is released (`then`).
 #[derive(Debug, Clone)]
-pub struct Chunk<K, R> {
+pub struct Chunk<K, R, T = ()> {
     pub read_from_ms: i64,
     pub read_to_ms: i64,
     pub rows: Vec<(K, R)>,
+    pub then: T,
 }
 
 #[derive(Debug)]
-pub struct SnapshotJoin<K, R> {
+pub struct SnapshotJoin<K, R, T = ()> {
     margin_ms: i64,
     /// In the order they were added.
-    pending: Vec<Chunk<K, R>>,
+    pending: std::collections::VecDeque<Chunk<K, R, T>>,
     /// Each item's newest stream record time seen.
     changed: BTreeMap<K, i64>,
 }
 
-impl<K: Ord + Clone, R> SnapshotJoin<K, R> {
+impl<K: Ord + Clone, R, T> SnapshotJoin<K, R, T> {
     pub fn new(margin_ms: i64) -> Self {
         SnapshotJoin {
             margin_ms,
-            pending: Vec::new(),
+            pending: Default::default(),
             changed: BTreeMap::new(),
         }
     }
 
     /// A chunk just read.
-    pub fn add_chunk(&mut self, chunk: Chunk<K, R>) {
-        self.pending.push(chunk);
+    pub fn add_chunk(&mut self, chunk: Chunk<K, R, T>) {
+        self.pending.push_back(chunk);
     }
 
     /// A stream record of `key`, read (it need not be delivered yet).
@@ -61,26 +69,25 @@ impl<K: Ord + Clone, R> SnapshotJoin<K, R> {
         *newest = (*newest).max(record_time_ms);
     }
 
-    /// The rows to deliver now, before any stream record after `passed_ms`:
-    /// every stream record up to `passed_ms` is delivered. Chunks come out
-    /// whole, in the order they were added.
-    pub fn take_ready(&mut self, passed_ms: i64) -> Vec<(K, R)> {
-        let margin = self.margin_ms;
-        let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.pending)
-            .into_iter()
-            .partition(|c| c.read_to_ms.saturating_add(margin) <= passed_ms);
-        self.pending = waiting;
-        let changed = &self.changed;
-        ready
-            .into_iter()
-            .flat_map(|chunk| {
-                let since = chunk.read_from_ms - margin;
-                chunk
-                    .rows
-                    .into_iter()
-                    .filter(move |(key, _)| changed.get(key).is_none_or(|t| *t < since))
-            })
-            .collect()
+    /// The first chunk (in the order they were added) to deliver now, its
+    /// rows filtered: the record of every write made up to `passed_ms` is
+    /// delivered. Its rows must be delivered before any record read after
+    /// this call, and before the next chunk is asked for (that one is
+    /// filtered by the records seen until then). With it, how many of its
+    /// rows were dropped.
+    pub fn take_ready(&mut self, passed_ms: i64) -> Option<(Chunk<K, R, T>, usize)> {
+        let at = self
+            .pending
+            .iter()
+            .position(|c| c.read_to_ms <= passed_ms)?;
+        let mut chunk = self.pending.remove(at)?;
+        let since = chunk.read_from_ms - self.margin_ms;
+        let read = chunk.rows.len();
+        chunk
+            .rows
+            .retain(|(key, _)| self.changed.get(key).is_none_or(|t| *t < since));
+        let dropped = read - chunk.rows.len();
+        Some((chunk, dropped))
     }
 
     /// Forgets records older than `ms - margin`: no chunk read from before
@@ -95,6 +102,11 @@ impl<K: Ord + Clone, R> SnapshotJoin<K, R> {
             .min(ms)
             - self.margin_ms;
         self.changed.retain(|_, t| *t >= floor);
+    }
+
+    /// Chunks read and not yet handed back.
+    pub fn pending_chunks(&self) -> usize {
+        self.pending.len()
     }
 
     /// Rows read and not yet handed back.

@@ -1,12 +1,14 @@
-//! The table's existing items, for `SNAPSHOT=initial` (being built: the
-//! scan and the join's rule are here; the engine does not run them yet).
+//! The table's existing items, for `SNAPSHOT=initial`.
 //!
-//! Owns reading the table: parallel scan segments, page by page, each page
+//! Owns reading the table (parallel scan segments, page by page, each page
 //! ending at a cursor that can be saved and resumed from, within a read
-//! rate. It never delivers an item and never reads the stream: joining the
-//! scan's items with the stream's changes so that no item's state steps
-//! back in time is decided by [`SnapshotJoin`] and done by the engine.
+//! rate), the rule that joins the scan's items with the stream's changes so
+//! that no item's state steps back in time ([`SnapshotJoin`]), and the gate
+//! where the shard readers meet it ([`SnapshotGate`]). It never delivers an
+//! item and never reads the stream: the engine's snapshot run and the shard
+//! readers do.
 
+mod gate;
 mod join;
 mod progress;
 mod rate;
@@ -14,9 +16,10 @@ mod row;
 mod run;
 mod scan;
 
+pub use gate::{Admission, ChunkEnd, RowChunk, ShardWatermark, SnapshotGate};
 pub use join::{Chunk, SnapshotJoin};
 pub use progress::{SegmentProgress, SnapshotProgress};
 pub use rate::ReadRate;
-pub use row::{SNAPSHOT_OPERATION, row_record};
+pub use row::{JoinKey, SNAPSHOT_OPERATION, join_key, row_record};
 pub use run::{ScannedPage, scan_segments};
 pub use scan::{KeyValue, ScanCursor, ScanPage, SnapshotCheckError, TableFacts, TableScanner};

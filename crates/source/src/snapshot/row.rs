@@ -55,6 +55,30 @@ pub fn row_record(
         .build()
 }
 
+/// An item's exact identity, for the join: its key attributes' names,
+/// types and values, in name order, each length-prefixed.
+pub type JoinKey = Vec<u8>;
+
+pub fn join_key(keys: &HashMap<String, AttributeValue>) -> JoinKey {
+    let mut out = Vec::with_capacity(64);
+    let mut names: Vec<&String> = keys.keys().collect();
+    names.sort();
+    for name in names {
+        out.extend((name.len() as u64).to_be_bytes());
+        out.extend(name.as_bytes());
+        let (kind, bytes): (u8, &[u8]) = match &keys[name] {
+            AttributeValue::S(s) => (b'S', s.as_bytes()),
+            AttributeValue::N(n) => (b'N', n.as_bytes()),
+            AttributeValue::B(b) => (b'B', b.as_ref()),
+            _ => (b'?', &[]),
+        };
+        out.push(kind);
+        out.extend((bytes.len() as u64).to_be_bytes());
+        out.extend(bytes);
+    }
+    out
+}
+
 /// A UUID-shaped name (RFC 9562 version 8) of the table, the snapshot and
 /// the item's key: stable across restarts and releases, unlike std's
 /// hasher.
@@ -62,21 +86,7 @@ fn row_id(table: &str, snapshot_ms: i64, keys: &HashMap<String, AttributeValue>)
     let mut hash = Sha256::new();
     hash.update(table.as_bytes());
     hash.update(snapshot_ms.to_be_bytes());
-    let mut names: Vec<&String> = keys.keys().collect();
-    names.sort();
-    for name in names {
-        hash.update((name.len() as u64).to_be_bytes());
-        hash.update(name.as_bytes());
-        let (kind, bytes): (u8, &[u8]) = match &keys[name] {
-            AttributeValue::S(s) => (b'S', s.as_bytes()),
-            AttributeValue::N(n) => (b'N', n.as_bytes()),
-            AttributeValue::B(b) => (b'B', b.as_ref()),
-            _ => (b'?', &[]),
-        };
-        hash.update([kind]);
-        hash.update((bytes.len() as u64).to_be_bytes());
-        hash.update(bytes);
-    }
+    hash.update(join_key(keys));
     let digest = hash.finalize();
     let mut b = [0u8; 16];
     b.copy_from_slice(&digest[..16]);

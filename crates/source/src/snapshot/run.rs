@@ -2,8 +2,6 @@
 //! each from where its progress stands, handing over its pages as read,
 //! with the moments each read began and ended (for the join).
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -69,7 +67,7 @@ async fn scan_segment(
 ) -> Result<(), ApiError> {
     let mut pauses = AWS_RETRY.pauses();
     loop {
-        let read_from_ms = now_ms();
+        let read_from_ms = crate::unix_ms_now();
         let page = match scanner.page(segment, cursor.as_ref()).await {
             Ok(page) => page,
             Err(e) if e.is_transient() => {
@@ -80,7 +78,7 @@ async fn scan_segment(
             Err(e) => return Err(e),
         };
         pauses = AWS_RETRY.pauses();
-        let read_to_ms = now_ms();
+        let read_to_ms = crate::unix_ms_now();
         let then = match &page.next {
             Some(next) => SegmentProgress::After(next.clone()),
             None => SegmentProgress::Done,
@@ -101,11 +99,4 @@ async fn scan_segment(
         }
         cursor = page.next;
     }
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }

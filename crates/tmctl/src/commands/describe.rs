@@ -120,6 +120,13 @@ async fn adapter_status(state: &RunState, source: &str, client: &reqwest::Client
     };
     let health = format!("http://127.0.0.1:{port}/health");
     let said = match client.get(&health).send().await {
+        // A note: how far a snapshot is, or that the replica is idle.
+        Ok(r) if r.status() == reqwest::StatusCode::OK => {
+            match r.text().await.unwrap_or_default().trim() {
+                "" => "capturing".to_owned(),
+                note => format!("capturing; {note}"),
+            }
+        }
         Ok(r) if r.status().is_success() => "capturing".to_owned(),
         Ok(r) => format!("not ready: {}", r.text().await.unwrap_or_default().trim()),
         Err(_) => "not answering".to_owned(),

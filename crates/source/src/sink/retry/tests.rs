@@ -239,7 +239,7 @@ async fn a_record_older_than_max_record_age_is_given_up_untried() {
         ..RetryPolicy::default()
     };
     let mut old = event();
-    old.origin.created_ms = Some(now_ms() - 2 * minute);
+    old.origin.created_ms = Some(crate::unix_ms_now() - 2 * minute);
     let sink = recording(vec![]);
     let dlq = recording(vec![]);
     let dead_letter = DeadLetter { sink: dlq.clone() };
@@ -264,7 +264,7 @@ async fn a_record_older_than_max_record_age_is_given_up_untried() {
 
     // A young record is tried.
     let mut young = event();
-    young.origin.created_ms = Some(now_ms());
+    young.origin.created_ms = Some(crate::unix_ms_now());
     let sink = recording(vec![]);
     let d = deliver(
         &*sink,

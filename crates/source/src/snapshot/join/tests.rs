@@ -22,6 +22,8 @@ struct Write {
     at: i64,
     key: usize,
     delete: bool,
+    /// When its record is delivered (records go in write order, late).
+    delivered_at: i64,
 }
 
 #[derive(Debug, Clone)]
@@ -50,66 +52,75 @@ fn state_at(initial: &[bool], writes: &[Write], key: usize, at: i64) -> State {
     state
 }
 
-fn scenario() -> impl Strategy<Value = (i64, i64, Vec<bool>, Vec<Write>, Vec<ChunkPlan>, bool)> {
+fn scenario() -> impl Strategy<Value = (i64, i64, Vec<bool>, Vec<Write>, Vec<ChunkPlan>, bool, bool)>
+{
     (
         prop_oneof![Just(1_000i64), Just(60_000i64)],
         -300i64..300,
         proptest::collection::vec(any::<bool>(), KEYS),
-        proptest::collection::vec((0i64..30, 0..KEYS, any::<bool>()), 0..40),
+        proptest::collection::vec((0i64..10, 0..KEYS, any::<bool>(), 0i64..30), 0..40),
         proptest::collection::vec(1usize..KEYS, 0..3),
         any::<bool>(),
+        any::<bool>(),
     )
-        .prop_flat_map(|(rounding, skew, initial, steps, cuts, record_first)| {
-            // Writes from 5 roundings before the start on, gaps up to 3 roundings.
-            let mut at = START - 5 * rounding;
-            let writes: Vec<Write> = steps
-                .iter()
-                .map(|(gap, key, delete)| {
-                    at += gap * rounding / 10;
-                    Write {
-                        at,
-                        key: *key,
-                        delete: *delete,
-                    }
-                })
-                .collect();
-            let mut bounds: Vec<usize> = cuts;
-            bounds.extend([0, KEYS]);
-            bounds.sort();
-            bounds.dedup();
-            let ranges: Vec<std::ops::Range<usize>> =
-                bounds.windows(2).map(|w| w[0]..w[1]).collect();
-            let span = 8 * rounding;
-            let chunks = ranges
-                .into_iter()
-                .map(move |keys| {
-                    let n = keys.len();
-                    (
-                        0..span,
-                        0..3 * rounding,
-                        proptest::collection::vec(0.0f64..=1.0, n),
-                        0..2 * rounding,
-                    )
-                        .prop_map(move |(offset, len, reads, late)| {
-                            ChunkPlan {
-                                keys: keys.clone(),
-                                read_from: START + offset,
-                                read_to: START + offset + len,
-                                reads,
-                                handed_late: late,
-                            }
-                        })
-                })
-                .collect::<Vec<_>>();
-            (
-                Just(rounding),
-                Just(skew),
-                Just(initial),
-                Just(writes),
-                chunks,
-                Just(record_first),
-            )
-        })
+        .prop_flat_map(
+            |(rounding, skew, initial, steps, cuts, record_first, by_record_time)| {
+                // Writes from 5 roundings before the start on, gaps up to one rounding.
+                // Each record is delivered up to 3 roundings after its write.
+                let mut at = START - 5 * rounding;
+                let mut delivered_at = at;
+                let writes: Vec<Write> = steps
+                    .iter()
+                    .map(|(gap, key, delete, lag)| {
+                        at += gap * rounding / 10;
+                        delivered_at = delivered_at.max(at + lag * rounding / 10);
+                        Write {
+                            at,
+                            key: *key,
+                            delete: *delete,
+                            delivered_at,
+                        }
+                    })
+                    .collect();
+                let mut bounds: Vec<usize> = cuts;
+                bounds.extend([0, KEYS]);
+                bounds.sort();
+                bounds.dedup();
+                let ranges: Vec<std::ops::Range<usize>> =
+                    bounds.windows(2).map(|w| w[0]..w[1]).collect();
+                let span = 8 * rounding;
+                let chunks = ranges
+                    .into_iter()
+                    .map(move |keys| {
+                        let n = keys.len();
+                        (
+                            0..span,
+                            0..3 * rounding,
+                            proptest::collection::vec(0.0f64..=1.0, n),
+                            0..2 * rounding,
+                        )
+                            .prop_map(move |(offset, len, reads, late)| {
+                                ChunkPlan {
+                                    keys: keys.clone(),
+                                    read_from: START + offset,
+                                    read_to: START + offset + len,
+                                    reads,
+                                    handed_late: late,
+                                }
+                            })
+                    })
+                    .collect::<Vec<_>>();
+                (
+                    Just(rounding),
+                    Just(skew),
+                    Just(initial),
+                    Just(writes),
+                    chunks,
+                    Just(record_first),
+                    Just(by_record_time),
+                )
+            },
+        )
 }
 
 proptest! {
@@ -117,7 +128,7 @@ proptest! {
 
     #[test]
     fn no_state_steps_back_and_the_consumer_ends_with_the_table(
-        (rounding, skew, initial, writes, plans, record_first) in scenario()
+        (rounding, skew, initial, writes, plans, record_first, by_record_time) in scenario()
     ) {
         // The margin covers the rounding and the skew.
         let margin = rounding + 500;
@@ -129,7 +140,7 @@ proptest! {
         let mut timeline: Vec<(i64, Step)> = writes
             .iter()
             .enumerate()
-            .map(|(n, w)| (w.at, Step::Record(n)))
+            .map(|(n, w)| (w.delivered_at, Step::Record(n)))
             .collect();
         timeline.extend(
             plans.iter().enumerate().map(|(n, p)| (p.read_to + p.handed_late, Step::Chunk(n))),
@@ -158,6 +169,7 @@ proptest! {
                         read_from_ms: plan.read_from,
                         read_to_ms: plan.read_to,
                         rows,
+                        then: (),
                     });
                 }
                 Step::Record(n) => {
@@ -170,8 +182,14 @@ proptest! {
                     if record_first {
                         join.record(w.key, r);
                     }
-                    // Every record before this one is delivered.
-                    delivered.extend(join.take_ready(r - 1));
+                    // Every record before this one is delivered: every write
+                    // before this one's, or (as a shard reader knows it)
+                    // every record timed before this one's, so every write
+                    // made a margin before that.
+                    let passed = if by_record_time { r - 1 - margin } else { w.at - 1 };
+                    while let Some((chunk, _)) = join.take_ready(passed) {
+                        delivered.extend(chunk.rows);
+                    }
                     if !record_first {
                         join.record(w.key, r);
                     }
@@ -179,7 +197,9 @@ proptest! {
                 }
             }
         }
-        delivered.extend(join.take_ready(i64::MAX));
+        while let Some((chunk, _)) = join.take_ready(i64::MAX) {
+            delivered.extend(chunk.rows);
+        }
         prop_assert_eq!(join.pending_rows(), 0);
 
         let mut consumer: BTreeMap<usize, State> = BTreeMap::new();
@@ -214,7 +234,10 @@ fn forgets_only_what_no_chunk_needs() {
         read_from_ms: 9_000,
         read_to_ms: 9_500,
         rows: vec![("kept", 1), ("old", 1)],
+        then: (),
     });
     join.forget_before(20_000);
-    assert_eq!(join.take_ready(10_500), vec![("old", 1)]);
+    assert!(join.take_ready(9_400).is_none());
+    let (chunk, dropped) = join.take_ready(9_500).unwrap();
+    assert_eq!((chunk.rows, dropped), (vec![("old", 1)], 1));
 }

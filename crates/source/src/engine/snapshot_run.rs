@@ -1,0 +1,284 @@
+//! A snapshot, running beside the stream's readers: the scan's pages become
+//! chunks at the gate; each chunk the stream has passed is released and its
+//! rows delivered, one release at a time; a segment's progress is saved
+//! once its chunk's rows are done; the gate is finished once every segment
+//! is.
+//!
+//! Owns the order of rows and of progress. It never reads the stream (the
+//! shard readers report to the gate) and never decides whether a snapshot
+//! runs (the engine does, from the checkpoints).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::sleep_or_shutdown;
+use crate::arn::TableArn;
+use crate::event::StreamEvent;
+use crate::prepare::Preparer;
+use crate::shard::ReaderContext;
+use crate::sink::{Delivery, GiveUp, deliver};
+use crate::snapshot::{
+    Chunk, ChunkEnd, RowChunk, ScannedPage, SegmentProgress, SnapshotGate, SnapshotProgress,
+    TableScanner, join_key, row_record, scan_segments,
+};
+use crate::stream::{AWS_RETRY, KeySchema};
+
+pub(super) struct SnapshotRun {
+    pub ctx: Arc<ReaderContext>,
+    pub gate: Arc<SnapshotGate>,
+    pub scanner: TableScanner,
+    /// This stream's events, FILTER, no skipping.
+    pub preparer: Preparer,
+    pub table: TableArn,
+    pub key_schema: KeySchema,
+}
+
+/// How one pass of the scan ended.
+enum ScanEnd {
+    /// Every segment read and delivered.
+    Done,
+    /// Shutdown, or deliveries abandoned.
+    Stopped,
+    /// The scan failed; what was read is delivered, and it starts again
+    /// from the progress.
+    Failed,
+}
+
+impl SnapshotRun {
+    /// Runs the snapshot from `progress` until it is done or `stop` fires;
+    /// deliveries under way go on until `give_up`.
+    pub(super) async fn run(
+        self,
+        mut progress: SnapshotProgress,
+        stop: CancellationToken,
+        give_up: CancellationToken,
+    ) {
+        let give_up = GiveUp {
+            token: give_up,
+            deadline: None,
+        };
+        self.report(&progress);
+        let mut pauses = AWS_RETRY.pauses();
+        loop {
+            match self.scan_once(&mut progress, &stop, &give_up).await {
+                ScanEnd::Done => break,
+                ScanEnd::Stopped => return,
+                ScanEnd::Failed => {
+                    if !sleep_or_shutdown(pauses.next_pause(), &stop).await {
+                        return;
+                    }
+                }
+            }
+        }
+        self.ctx
+            .checkpoints
+            .update(|c| c.snapshot = Some(progress.clone()));
+        if !self.ctx.checkpoints.flush_durably(&stop).await {
+            return;
+        }
+        self.gate.finish();
+        self.ctx.health.set_snapshot(None);
+        self.ctx.health.set_snapshot_problem(None);
+        tracing::info!(
+            rows = self.ctx.metrics.snapshot_rows_sent.get(),
+            superseded = self.ctx.metrics.snapshot_rows_superseded.get(),
+            "snapshot done: every item of the table was sent; changes follow"
+        );
+    }
+
+    /// Reads every segment not done from where it stands, releasing
+    /// chunks as the stream passes them.
+    async fn scan_once(
+        &self,
+        progress: &mut SnapshotProgress,
+        stop: &CancellationToken,
+        give_up: &GiveUp,
+    ) -> ScanEnd {
+        let segments = self.scanner.total_segments() as usize;
+        let (sender, mut pages) = mpsc::channel(2 * segments);
+        let scan_stop = stop.child_token();
+        let _stop_scan = scan_stop.clone().drop_guard();
+        let mut scan = tokio::spawn({
+            let (scanner, from) = (self.scanner.clone(), progress.clone());
+            async move { scan_segments(scanner, &from, sender, scan_stop).await }
+        });
+        // Where each segment's next read begins at the earliest: records
+        // older than the earliest (less the margin) are of no use to a chunk.
+        let started = crate::unix_ms_now();
+        let mut next_read: BTreeMap<u32, i64> = (0..progress.total_segments)
+            .filter(|s| progress.segment(*s) != Some(&SegmentProgress::Done))
+            .map(|s| (s, started))
+            .collect();
+        let mut scanning = true;
+        let mut failed = false;
+        loop {
+            while let Some((chunk, superseded)) = self.gate.release() {
+                self.ctx
+                    .metrics
+                    .snapshot_rows_superseded
+                    .inc_by(superseded as u64);
+                self.ctx
+                    .metrics
+                    .snapshot_items_read
+                    .inc_by(superseded as u64);
+                if !self.deliver(chunk, progress, give_up).await {
+                    return ScanEnd::Stopped;
+                }
+                self.gate.delivered();
+            }
+            if !scanning && self.gate.pending_chunks() == 0 {
+                return match (failed, progress.done()) {
+                    (false, true) => ScanEnd::Done,
+                    _ => ScanEnd::Failed,
+                };
+            }
+            tokio::select! {
+                _ = stop.cancelled() => return ScanEnd::Stopped,
+                page = pages.recv(), if scanning => match page {
+                    Some(page) => {
+                        self.ctx.health.set_snapshot_problem(None);
+                        if page.then == SegmentProgress::Done {
+                            next_read.remove(&page.segment);
+                        } else {
+                            next_read.insert(page.segment, page.read_to_ms);
+                        }
+                        self.gate.add_chunk(self.chunk(page, progress.started_ms));
+                        let floor = next_read.values().min().copied().unwrap_or(i64::MAX);
+                        self.gate.forget_before(floor);
+                    }
+                    None => {
+                        scanning = false;
+                        if let Err(e) = (&mut scan).await.unwrap_or_else(|e| {
+                            Err(crate::stream::ApiError::Transient(format!("the scan task failed: {e}")))
+                        }) {
+                            failed = true;
+                            tracing::warn!(table = self.table.table(), error = %e, "the snapshot's scan failed; it starts again from its progress");
+                            self.ctx.health.set_snapshot_problem(Some(format!("the snapshot's scan of table {} failed and starts again: {e}", self.table.table())));
+                        }
+                    }
+                },
+                _ = self.gate.changed() => {}
+            }
+        }
+    }
+
+    /// A page's items as rows for the join.
+    fn chunk(&self, page: ScannedPage, started_ms: i64) -> RowChunk {
+        let rows = page
+            .items
+            .iter()
+            .map(|item| {
+                let record = row_record(
+                    &self.table,
+                    started_ms,
+                    &self.key_schema,
+                    item,
+                    page.read_from_ms,
+                );
+                let key = record
+                    .dynamodb()
+                    .and_then(|r| r.keys())
+                    .map(join_key)
+                    .unwrap_or_default();
+                (key, record)
+            })
+            .collect();
+        Chunk {
+            read_from_ms: page.read_from_ms,
+            read_to_ms: page.read_to_ms,
+            rows,
+            then: ChunkEnd {
+                segment: page.segment,
+                then: page.then,
+            },
+        }
+    }
+
+    /// Delivers a released chunk's rows (they are of different items: any
+    /// order), then saves its segment's progress. False when deliveries
+    /// were abandoned (shutdown): the progress stays where it was.
+    async fn deliver(
+        &self,
+        chunk: RowChunk,
+        progress: &mut SnapshotProgress,
+        give_up: &GiveUp,
+    ) -> bool {
+        let ctx = &self.ctx;
+        let events: Vec<_> = chunk
+            .rows
+            .iter()
+            .filter_map(|(_, row)| self.preparer.prepare_row(row))
+            .collect();
+        let filtered = chunk.rows.len() - events.len();
+        ctx.metrics.events_filtered.inc_by(filtered as u64);
+        let rows = events.len() as u64;
+        let start = |event: StreamEvent| {
+            let (ctx, give_up) = (ctx.clone(), give_up.clone());
+            async move {
+                deliver(
+                    &*ctx.sink,
+                    ctx.config.dead_letter.as_ref(),
+                    &event,
+                    &ctx.config.retry,
+                    &ctx.metrics,
+                    &give_up,
+                )
+                .await
+            }
+        };
+        let mut waiting = events.into_iter();
+        let mut in_flight = FuturesUnordered::new();
+        loop {
+            while in_flight.len() < ctx.config.max_in_flight {
+                let Some(event) = waiting.next() else { break };
+                in_flight.push(start(event));
+            }
+            match in_flight.next().await {
+                Some(Delivery::Abandoned) => return false,
+                Some(_) => {}
+                None => break,
+            }
+        }
+        ctx.metrics.snapshot_rows_sent.inc_by(rows);
+        ctx.metrics
+            .snapshot_items_read
+            .inc_by(chunk.rows.len() as u64);
+        let ChunkEnd { segment, then } = chunk.then;
+        progress.segments.insert(segment, then);
+        ctx.checkpoints
+            .update(|c| c.snapshot = Some(progress.clone()));
+        self.report(progress);
+        true
+    }
+
+    /// How far the snapshot is, for `/health`.
+    fn report(&self, progress: &SnapshotProgress) {
+        let metrics = &self.ctx.metrics;
+        let done = (0..progress.total_segments)
+            .filter(|s| progress.segment(*s) == Some(&SegmentProgress::Done))
+            .count();
+        metrics
+            .snapshot_segments
+            .set(progress.total_segments as i64);
+        metrics.snapshot_segments_done.set(done as i64);
+        let estimated = metrics.snapshot_items_estimated.get();
+        let read = metrics.snapshot_items_read.get();
+        // The estimate is hours old: a table that grew since may pass it.
+        let of = match estimated {
+            0 => String::new(),
+            n => format!(
+                " of about {n} ({}%)",
+                (read * 100 / n.max(1) as u64).min(99)
+            ),
+        };
+        self.ctx.health.set_snapshot(Some(format!(
+            "snapshot running: {read} items done{of}, {done} of {} segments",
+            progress.total_segments
+        )));
+    }
+}

@@ -1,0 +1,374 @@
+//! Where the snapshot meets the stream: the join's view of the records read
+//! (by exact item key), the watermark (how far every shard's delivery has
+//! passed, in write time on this machine's clock), and the gate that holds
+//! the records read after a chunk's release until its rows are delivered.
+//!
+//! Owns those three under one lock, so that a record's check and a chunk's
+//! release cannot interleave: a record checked before the release has
+//! dropped the rows of its item; one checked after waits for the rows. It
+//! never reads the table or the stream and never delivers: shard readers
+//! report to it, and the engine's snapshot run releases chunks from it.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use aws_sdk_dynamodbstreams::types::Record;
+use tokio::sync::{Notify, watch};
+
+use super::join::{Chunk, SnapshotJoin};
+use super::{SegmentProgress, row::JoinKey};
+
+/// How long a write may take to show in its shard's GetRecords: a page
+/// found empty at some moment vouches only for the writes made this long
+/// before it.
+pub const STREAM_DELAY_MS: i64 = 2_000;
+
+/// What a released chunk tells the snapshot run: whose progress it moves.
+#[derive(Debug, Clone)]
+pub struct ChunkEnd {
+    pub segment: u32,
+    pub then: SegmentProgress,
+}
+
+/// Scanned rows (each an item as a stream record) waiting for the stream.
+pub type RowChunk = Chunk<JoinKey, Record, ChunkEnd>;
+
+/// Whether a record read now may be delivered, or must wait until the
+/// rows released before it are delivered (`opened` reaches the number).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    Now,
+    After(u64),
+}
+
+pub struct SnapshotGate {
+    margin_ms: i64,
+    state: Mutex<GateState>,
+    /// False once the snapshot is done (or is not to run): readers then
+    /// skip it all.
+    active: AtomicBool,
+    /// A shard passed further: the snapshot run looks for a chunk to release.
+    passed: Notify,
+    /// How many releases have had their rows delivered.
+    opened: watch::Sender<u64>,
+}
+
+struct GateState {
+    join: SnapshotJoin<JoinKey, Record, ChunkEnd>,
+    /// How many chunks were released.
+    released: u64,
+    /// How far each live shard has passed (write time, Unix ms): every
+    /// write made up to it, if it went to this shard, is delivered.
+    shards: HashMap<String, i64>,
+}
+
+impl SnapshotGate {
+    /// `margin_ms`: how far a record's time may fall before its write
+    /// (rounding and clock skew).
+    pub fn new(margin_ms: i64) -> Self {
+        SnapshotGate {
+            margin_ms,
+            state: Mutex::new(GateState {
+                join: SnapshotJoin::new(margin_ms),
+                released: 0,
+                shards: HashMap::new(),
+            }),
+            active: AtomicBool::new(true),
+            passed: Notify::new(),
+            opened: watch::Sender::new(0),
+        }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, GateState> {
+        self.state
+            .lock()
+            .expect("the gate's lock is never held across a panic")
+    }
+
+    pub fn margin_ms(&self) -> i64 {
+        self.margin_ms
+    }
+
+    pub fn is_active(&self) -> bool {
+        self.active.load(Ordering::Acquire)
+    }
+
+    /// The snapshot is done (or will not run): records pass freely.
+    pub fn finish(&self) {
+        self.active.store(false, Ordering::Release);
+        let mut state = self.state();
+        state.join = SnapshotJoin::new(0);
+        state.shards.clear();
+        let released = state.released;
+        drop(state);
+        self.opened.send_replace(released);
+    }
+
+    // The shard readers' side.
+
+    /// A record just read (with its item's key and record time, when it
+    /// will be delivered): seen by the join, and admitted now or held.
+    /// `behind` is the admission of the reader's last held record: a record
+    /// never overtakes an earlier one.
+    pub fn admit(
+        &self,
+        key: Option<JoinKey>,
+        created_ms: Option<i64>,
+        behind: Option<u64>,
+    ) -> Admission {
+        if !self.is_active() {
+            return behind.map_or(Admission::Now, Admission::After);
+        }
+        let mut state = self.state();
+        if let (Some(key), Some(at)) = (key, created_ms) {
+            state.join.record(key, at);
+        }
+        let wait = behind.unwrap_or(0).max(state.released);
+        if behind.is_some() || wait > *self.opened.borrow() {
+            Admission::After(wait)
+        } else {
+            Admission::Now
+        }
+    }
+
+    /// Waits on it for held records: it changes when released rows are
+    /// delivered.
+    pub fn opened(&self) -> watch::Receiver<u64> {
+        self.opened.subscribe()
+    }
+
+    /// `shard` has passed `ms` (it only moves forward).
+    pub fn passed(&self, shard: &str, ms: i64) {
+        let mut state = self.state();
+        if let Some(at) = state.shards.get_mut(shard)
+            && ms > *at
+        {
+            *at = ms;
+            drop(state);
+            self.passed.notify_one();
+        }
+    }
+
+    // The stream run's side: which shards count.
+
+    /// Shards that may hold writes not yet delivered; a new one has passed
+    /// nothing yet.
+    pub fn know_shards<'a>(&self, ids: impl IntoIterator<Item = &'a str>) {
+        if !self.is_active() {
+            return;
+        }
+        let mut state = self.state();
+        for id in ids {
+            state.shards.entry(id.to_owned()).or_insert(i64::MIN);
+        }
+    }
+
+    /// A shard read to its end whose children are known (or that has none).
+    pub fn forget_shard(&self, id: &str) {
+        let removed = self.state().shards.remove(id).is_some();
+        if removed {
+            self.passed.notify_one();
+        }
+    }
+
+    // The snapshot run's side.
+
+    pub fn add_chunk(&self, chunk: RowChunk) {
+        self.state().join.add_chunk(chunk);
+        self.passed.notify_one();
+    }
+
+    /// The next chunk whose rows may be delivered now, if no earlier one's
+    /// are being delivered (with how many of its rows the stream
+    /// superseded): from now until [`Self::delivered`], records read are
+    /// held.
+    pub fn release(&self) -> Option<(RowChunk, usize)> {
+        let mut state = self.state();
+        if state.released > *self.opened.borrow() {
+            return None;
+        }
+        let passed = state.shards.values().min().copied()?;
+        let taken = state.join.take_ready(passed)?;
+        state.released += 1;
+        Some(taken)
+    }
+
+    /// The released chunk's rows are delivered: held records may go.
+    pub fn delivered(&self) {
+        let released = self.state().released;
+        self.opened.send_replace(released);
+    }
+
+    /// Forgets records that no chunk can need: every chunk still to come
+    /// is read from `ms` on.
+    pub fn forget_before(&self, ms: i64) {
+        self.state().join.forget_before(ms);
+    }
+
+    /// Chunks read and not released yet.
+    pub fn pending_chunks(&self) -> usize {
+        self.state().join.pending_chunks()
+    }
+
+    /// Resolves after a shard passed further or a chunk was added.
+    pub async fn changed(&self) {
+        self.passed.notified().await
+    }
+}
+
+/// One shard reader's watermark: how far its delivery has passed, in
+/// write time, from two kinds of evidence. A page found empty at some
+/// moment means every write made [`STREAM_DELAY_MS`] before it was read,
+/// so once the events read before it are done, those writes are delivered.
+/// And once every record timed before some moment is done, every write
+/// made a margin before that is (record times fall at most the margin
+/// before their write; within a shard they do not go back).
+#[derive(Debug, Default)]
+pub struct ShardWatermark {
+    /// Empty pages not yet vouched for: (events read before it, moment).
+    claims: VecDeque<(u64, i64)>,
+    by_empty_page: Option<i64>,
+    newest_record_ms: Option<i64>,
+    reported: Option<i64>,
+}
+
+impl ShardWatermark {
+    /// A page came back empty from a call made at `called_ms`, after
+    /// `read` events were read from the shard.
+    pub fn empty_page(&mut self, read: u64, called_ms: i64) {
+        match self.claims.back_mut() {
+            // Nothing read since the last one: only the moment moves.
+            Some((n, at)) if *n == read => *at = called_ms,
+            _ => self.claims.push_back((read, called_ms)),
+        }
+    }
+
+    /// A record timed `created_ms` was read.
+    pub fn record(&mut self, created_ms: Option<i64>) {
+        if let Some(ms) = created_ms {
+            self.newest_record_ms = Some(self.newest_record_ms.map_or(ms, |n| n.max(ms)));
+        }
+    }
+
+    /// How far the shard has passed now, when that is further than last
+    /// reported: `done` events are done in order (the checkpoint's count),
+    /// `oldest_undone_ms` is the record time of the first one not done.
+    pub fn advance(
+        &mut self,
+        done: u64,
+        oldest_undone: Option<Option<i64>>,
+        margin_ms: i64,
+    ) -> Option<i64> {
+        while let Some(&(read, at)) = self.claims.front()
+            && read <= done
+        {
+            self.claims.pop_front();
+            self.by_empty_page = Some(at - STREAM_DELAY_MS);
+        }
+        let timed_before = match oldest_undone {
+            Some(created) => created,
+            None => self.newest_record_ms,
+        };
+        let by_record_time = timed_before.map(|ms| ms - 1 - margin_ms);
+        let passed = self.by_empty_page.max(by_record_time)?;
+        if self.reported.is_some_and(|r| r >= passed) {
+            return None;
+        }
+        self.reported = Some(passed);
+        Some(passed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_empty_page_vouches_once_what_was_read_before_it_is_done() {
+        let mut w = ShardWatermark::default();
+        w.record(Some(1_000));
+        w.empty_page(3, 10_000);
+        // Two of the three events read are done: the page proves nothing yet.
+        assert_eq!(w.advance(2, Some(Some(1_000)), 500), Some(1_000 - 1 - 500));
+        assert_eq!(w.advance(3, None, 500), Some(10_000 - STREAM_DELAY_MS));
+        // Later empty pages with nothing read in between move the moment.
+        w.empty_page(3, 12_000);
+        w.empty_page(3, 13_000);
+        assert_eq!(w.advance(3, None, 500), Some(13_000 - STREAM_DELAY_MS));
+        assert_eq!(w.advance(3, None, 500), None, "reported once");
+    }
+
+    #[test]
+    fn without_empty_pages_record_times_less_the_margin_count() {
+        let mut w = ShardWatermark::default();
+        assert_eq!(w.advance(0, None, 500), None, "nothing read, nothing known");
+        w.record(Some(5_000));
+        w.record(Some(6_000));
+        assert_eq!(w.advance(0, Some(Some(5_000)), 500), Some(4_499));
+        assert_eq!(w.advance(2, None, 500), Some(5_499));
+    }
+
+    fn row_chunk(read_to_ms: i64) -> RowChunk {
+        Chunk {
+            read_from_ms: read_to_ms - 10,
+            read_to_ms,
+            rows: vec![(b"k".to_vec(), Record::builder().build())],
+            then: ChunkEnd {
+                segment: 0,
+                then: SegmentProgress::Done,
+            },
+        }
+    }
+
+    #[test]
+    fn a_release_waits_for_every_known_shard_and_holds_later_records() {
+        let gate = SnapshotGate::new(100);
+        gate.add_chunk(row_chunk(1_000));
+        assert!(gate.release().is_none(), "no shard known: nothing passed");
+        gate.know_shards(["a", "b"]);
+        gate.passed("a", 5_000);
+        assert!(gate.release().is_none(), "b has passed nothing");
+        gate.passed("b", 999);
+        assert!(gate.release().is_none());
+        assert_eq!(gate.admit(None, None, None), Admission::Now);
+        gate.passed("b", 1_000);
+        let (chunk, superseded) = gate.release().expect("every shard passed its read");
+        assert_eq!((chunk.rows.len(), superseded), (1, 0));
+        // Read after the release: held until the rows are delivered.
+        assert_eq!(gate.admit(None, Some(2_000), None), Admission::After(1));
+        gate.add_chunk(row_chunk(1_500));
+        assert!(gate.release().is_none(), "one release at a time");
+        gate.delivered();
+        assert_eq!(gate.admit(None, None, None), Admission::Now);
+        assert_eq!(
+            gate.admit(None, None, Some(1)),
+            Admission::After(1),
+            "behind a held record, even once it may go"
+        );
+    }
+
+    #[test]
+    fn a_record_seen_before_the_release_drops_its_items_row() {
+        let gate = SnapshotGate::new(100);
+        gate.know_shards(["a"]);
+        gate.add_chunk(row_chunk(1_000));
+        gate.admit(Some(b"k".to_vec()), Some(995), None);
+        gate.passed("a", 1_000);
+        let (chunk, superseded) = gate.release().expect("released");
+        assert_eq!((chunk.rows.len(), superseded), (0, 1));
+    }
+
+    #[test]
+    fn a_finished_gate_admits_everything_in_order() {
+        let gate = SnapshotGate::new(100);
+        gate.know_shards(["a"]);
+        gate.passed("a", 2_000);
+        gate.add_chunk(row_chunk(1_000));
+        gate.release().expect("released");
+        assert_eq!(gate.admit(None, None, None), Admission::After(1));
+        gate.finish();
+        assert_eq!(gate.admit(None, None, None), Admission::Now);
+        assert_eq!(*gate.opened().borrow(), 1);
+    }
+}
