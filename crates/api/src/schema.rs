@@ -177,7 +177,9 @@ pub fn validate(object: &Value) -> Result<(), SchemaError> {
 }
 
 /// A snapshot's watermark needs every shard in one process: the adapter
-/// refuses SNAPSHOT with COORDINATION, which replicas above one set.
+/// refuses SNAPSHOT with COORDINATION, which replicas above one set. (The
+/// CRD says the same to the API server in CEL, which this check does not
+/// read.)
 fn snapshot_with_replicas(object: &Value) -> Option<String> {
     let initial = object.pointer("/spec/snapshot")?.as_str()? == "initial";
     let replicas = object.pointer("/spec/replicas")?.as_u64()?;

@@ -34,7 +34,12 @@ use crate::schema;
 )]
 #[serde(rename_all = "camelCase")]
 #[schemars(
-    description = "Reads an Amazon DynamoDB table's stream and sends one CloudEvent per change."
+    description = "Reads an Amazon DynamoDB table's stream and sends one CloudEvent per change.",
+    // The API server's own check of what `schema::validate` checks too.
+    extend("x-kubernetes-validations" = [{
+        "rule": "!has(self.snapshot) || self.snapshot != 'initial' || !has(self.replicas) || self.replicas <= 1",
+        "message": "snapshot: initial needs one replica while the snapshot runs: start with replicas 1 and raise it once the snapshot is done",
+    }]),
 )]
 pub struct AWSDynamoDBSourceSpec {
     /// The table's ARN: arn:{partition}:dynamodb:{region}:{account}:table/{name}.

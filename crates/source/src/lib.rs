@@ -16,7 +16,9 @@
 //!               → checkpoint (ordered finalizer, atomic store)
 //! ```
 //!
-//! `engine` runs it all; `health` and `metrics` report on it, reading
+//! `snapshot` reads the table's existing items (SNAPSHOT=initial) and joins
+//! them with the stream at a gate the shard readers pass through; `engine`
+//! runs it all; `health` and `metrics` report on it, reading
 //! delivery figures from `progress`. `http_pool` holds the keep-alive
 //! connections of the two hot requests: the sink's, and GetRecords.
 //! `lease` keeps shard leases for replicas that share a stream: with
@@ -74,11 +76,8 @@ pub use lease::{
     plan,
 };
 pub use stream::aws::AwsStreams;
-// the table's existing items (SNAPSHOT, being built),
-pub use snapshot::{
-    Chunk, KeyValue, ReadRate, SNAPSHOT_OPERATION, ScanCursor, ScanPage, ScannedPage,
-    SnapshotCheckError, SnapshotJoin, TableFacts, TableScanner, row_record, scan_segments,
-};
+// the table's existing items (SNAPSHOT=initial),
+pub use snapshot::{ReadRate, SnapshotCheckError, TableFacts, TableScanner};
 // and what reports on it all.
 pub use health::Health;
 pub use metrics::Metrics;

@@ -3,7 +3,9 @@
 //! FILTER sees the record in the shape Lambda gives it, whatever
 //! `DATA_FORMAT`; what passes becomes a CloudEvent.
 //!
-//! Owns that order and the skip-by-time rule. It never fetches records,
+//! Owns that order and the skip-by-time rule; while a snapshot runs, a
+//! record to be sent also carries its item's exact key, and a snapshot row
+//! goes through the same FILTER and event builder. It never fetches records,
 //! sends events or moves a checkpoint: a skipped or filtered record is still
 //! done, and `shard` takes it from there.
 

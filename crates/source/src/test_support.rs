@@ -14,6 +14,7 @@ pub use crate::event::json::format_time;
 pub use crate::event::plain::encode_plain;
 pub use crate::event::{CloudEvent, EVENT_TYPE, EventBuilder, StreamEvent};
 pub use crate::record::{ChangeRecord, ItemKey, SequenceNumber};
+pub use crate::snapshot::{ScanCursor, row_record, scan_segments};
 pub use crate::stream::aws::MAX_CALLS_IN_FLIGHT;
 pub use crate::stream::{
     ApiError, IteratorPosition, KeySchema, RecordsPage, ShardInfo, StreamDescription, StreamStatus,

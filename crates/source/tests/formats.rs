@@ -474,7 +474,7 @@ fn snapshot_rows_satisfy_every_schema() {
         "arn:aws:dynamodb:us-east-1:123456789012:table/orders"
             .parse()
             .unwrap();
-    let record = awsdynamodb_source::row_record(&table, 1_000, &schema, &item, 2_000);
+    let record = awsdynamodb_source::test_support::row_record(&table, 1_000, &schema, &item, 2_000);
     for format in FORMATS {
         let doc: Value = serde_json::from_slice(&format.encode(&record)).unwrap();
         assert_eq!(

@@ -6,8 +6,9 @@
 use std::collections::BTreeMap;
 
 use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, StreamViewType, WriteRequest};
+use awsdynamodb_source::TableScanner;
 use awsdynamodb_source::test_support::ApiError;
-use awsdynamodb_source::{ScanCursor, TableScanner};
+use awsdynamodb_source::test_support::ScanCursor;
 use awsdynamodb_testkit::{
     DynamoDbLocal, Fault, FaultProxy, KeyShape, Op, Retries, TestTable, dynamodb_client,
 };
@@ -131,7 +132,8 @@ async fn a_denied_scan_is_access_denied() {
 /// exactly what is left.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_segments_run_in_parallel_and_resume_from_their_progress() {
-    use awsdynamodb_source::{SegmentProgress, SnapshotProgress, scan_segments};
+    use awsdynamodb_source::test_support::scan_segments;
+    use awsdynamodb_source::{SegmentProgress, SnapshotProgress};
     use tokio_util::sync::CancellationToken;
 
     let table = table_of_items().await;

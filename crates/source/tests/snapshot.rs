@@ -19,7 +19,7 @@ use awsdynamodb_testkit::{
     AttributeValue, DynamoDbLocal, Fault, FaultProxy, KeyShape, Op, Retries, StreamViewType,
     TestTable, dynamodb_client,
 };
-use support::{FakeStreams, MemorySink, TABLE_ARN};
+use support::{Call, FakeStreams, MemorySink, TABLE_ARN};
 use tokio_util::sync::CancellationToken;
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -100,7 +100,8 @@ async fn start_scanning(
     if due {
         engine = engine.with_snapshot(Snapshot {
             scanner,
-            margin: Duration::from_secs(1),
+            // Wide: a loaded machine may read a chunk seconds after a change.
+            margin: Duration::from_secs(10),
             estimated_items: ITEMS as i64,
         });
     }
@@ -208,10 +209,16 @@ async fn every_item_once_then_changes_and_no_second_snapshot() {
 async fn a_change_read_during_the_snapshot_supersedes_its_items_row() {
     let table = table().await;
     let (api, stream) = FakeStreams::with_one_shard();
-    // Made now, so after the snapshot's start less the margin: the stream
-    // brings item-3's state, and its row (older or the same) is dropped.
-    let change = api.write(&stream, "a", "item-3", 9);
     let run = start(&api, Arc::new(MemoryStore::new()), &table, config()).await;
+    // Once the reader holds its iterator (the scan waits for that): a
+    // change timed within the margin of the reads. The stream brings
+    // item-3's state, and its row (older or the same) is dropped.
+    eventually("the reader reads", || {
+        api.count(|c| matches!(c, Call::GetRecords { .. })) > 0
+    })
+    .await;
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let change = api.write_at(&stream, "a", "item-3", 9, now + 1);
     run.sink
         .wait_for(WAIT, "the other rows", |events| {
             rows(events).len() == ITEMS - 1

@@ -337,6 +337,13 @@ mod tests {
     }
 
     #[test]
+    fn a_snapshot_is_a_flag_and_help_says_so() {
+        let f = parse(&args(&["--snapshot", "initial"])).unwrap();
+        assert_eq!(f.spec_for("s").0, json!({"snapshot": "initial"}));
+        assert!(help().contains("  --snapshot <string>\n        off (default) or initial"));
+    }
+
+    #[test]
     fn a_value_naming_a_file_is_the_files_contents() {
         let dir = tempfile::tempdir().unwrap();
         let key = dir.path().join("key");

@@ -115,7 +115,8 @@ impl Engine {
     }
 
     /// Takes a snapshot of the table at the first start (or finishes one
-    /// begun). Not with leases: the snapshot's watermark needs every shard.
+    /// begun). Not together with [`Engine::with_leases`] (the adapter
+    /// refuses the two): the snapshot's watermark needs every shard.
     pub fn with_snapshot(mut self, snapshot: Snapshot) -> Self {
         let ctx = Arc::get_mut(&mut self.ctx)
             .expect("the readers share the context only once the engine runs");
@@ -183,7 +184,9 @@ impl Engine {
             };
             tracing::info!(stream = %stream.arn, first_start, "reading stream");
             let end = self.read_stream(&stream.arn, first_start, &shutdown).await;
-            first_start = false;
+            // Still the first start if the stream vanished before its
+            // positions were saved.
+            first_start = is_first_start(&self.ctx.checkpoints.snapshot(), &self.config.table);
             match end {
                 StreamEnd::Drained => {
                     tracing::info!(stream = %stream.arn, "stream disabled and read to its end; moving to the next");
@@ -265,9 +268,10 @@ impl Engine {
     ) -> StreamEnd {
         // The first description, retried until it works.
         let mut pauses = AWS_RETRY.pauses();
-        let description = loop {
+        let (description, listed_ms) = loop {
+            let listed_ms = crate::unix_ms_now();
             match stream::describe_all(&*self.ctx.api, &self.describe_pacer, arn).await {
-                Ok(d) => break d,
+                Ok(d) => break (d, listed_ms),
                 Err(ApiError::NotFound(why)) => return StreamEnd::Vanished(why),
                 Err(e) => {
                     tracing::warn!(stream = arn, error = %e, "cannot describe the stream; retrying");
@@ -280,7 +284,7 @@ impl Engine {
                 }
             }
         };
-        StreamRun::start(self, arn, description, first_start, shutdown).await
+        StreamRun::start(self, arn, description, listed_ms, first_start, shutdown).await
     }
 }
 

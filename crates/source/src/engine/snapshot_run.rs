@@ -63,6 +63,14 @@ impl SnapshotRun {
             deadline: None,
         };
         self.report(&progress);
+        // Every reader holds its iterator before the scan reads anything:
+        // a write before a reader's start is then in the scan.
+        while !self.gate.all_reported() {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = self.gate.progressed() => {}
+            }
+        }
         let mut pauses = AWS_RETRY.pauses();
         loop {
             match self.scan_once(&mut progress, &stop, &give_up).await {
@@ -75,9 +83,8 @@ impl SnapshotRun {
                 }
             }
         }
-        self.ctx
-            .checkpoints
-            .update(|c| c.snapshot = Some(progress.clone()));
+        // The last chunk's progress is saved: it must be on disk before the
+        // gate lets records go unnoted.
         if !self.ctx.checkpoints.flush_durably(&stop).await {
             return;
         }
@@ -100,7 +107,7 @@ impl SnapshotRun {
         give_up: &GiveUp,
     ) -> ScanEnd {
         let segments = self.scanner.total_segments() as usize;
-        let (sender, mut pages) = mpsc::channel(2 * segments);
+        let (sender, mut pages) = mpsc::channel(segments);
         let scan_stop = stop.child_token();
         let _stop_scan = scan_stop.clone().drop_guard();
         let mut scan = tokio::spawn({
@@ -117,16 +124,10 @@ impl SnapshotRun {
         let mut scanning = true;
         let mut failed = false;
         loop {
-            while let Some((chunk, superseded)) = self.gate.release() {
-                self.ctx
-                    .metrics
-                    .snapshot_rows_superseded
-                    .inc_by(superseded as u64);
-                self.ctx
-                    .metrics
-                    .snapshot_items_read
-                    .inc_by(superseded as u64);
-                if !self.deliver(chunk, progress, give_up).await {
+            while !stop.is_cancelled()
+                && let Some((chunk, superseded)) = self.gate.release()
+            {
+                if !self.deliver(chunk, superseded, progress, give_up).await {
                     return ScanEnd::Stopped;
                 }
                 self.gate.delivered();
@@ -139,7 +140,9 @@ impl SnapshotRun {
             }
             tokio::select! {
                 _ = stop.cancelled() => return ScanEnd::Stopped,
-                page = pages.recv(), if scanning => match page {
+                // Pages wait in the scan while enough chunks wait here: a
+                // slow sink does not fill memory with the table.
+                page = pages.recv(), if scanning && self.gate.pending_chunks() < segments => match page {
                     Some(page) => {
                         self.ctx.health.set_snapshot_problem(None);
                         if page.then == SegmentProgress::Done {
@@ -162,7 +165,7 @@ impl SnapshotRun {
                         }
                     }
                 },
-                _ = self.gate.changed() => {}
+                _ = self.gate.progressed() => {}
             }
         }
     }
@@ -205,6 +208,7 @@ impl SnapshotRun {
     async fn deliver(
         &self,
         chunk: RowChunk,
+        superseded: usize,
         progress: &mut SnapshotProgress,
         give_up: &GiveUp,
     ) -> bool {
@@ -246,8 +250,11 @@ impl SnapshotRun {
         }
         ctx.metrics.snapshot_rows_sent.inc_by(rows);
         ctx.metrics
+            .snapshot_rows_superseded
+            .inc_by(superseded as u64);
+        ctx.metrics
             .snapshot_items_read
-            .inc_by(chunk.rows.len() as u64);
+            .inc_by((chunk.rows.len() + superseded) as u64);
         let ChunkEnd { segment, then } = chunk.then;
         progress.segments.insert(segment, then);
         ctx.checkpoints

@@ -97,6 +97,9 @@ const CHILD_CHECKS: [Duration; 7] = [
     Duration::from_secs(10),
 ];
 
+/// How often the shard list is read while a snapshot runs.
+const SNAPSHOT_LIST_INTERVAL: Duration = Duration::from_secs(5);
+
 /// Finished shards whose children were not listed yet, and when (and how
 /// many times already) to look again.
 #[derive(Default)]
@@ -117,10 +120,12 @@ impl<'a> StreamRun<'a> {
     /// Reads a described stream until it is drained, vanishes or shutdown
     /// comes: finished shards marked, STARTING_POSITION applied at the first
     /// start, the positions saved, then the readable shards started.
+    /// `listed_ms`: when `description` was asked for.
     pub(super) async fn start(
         engine: &'a Engine,
         arn: &'a str,
         description: StreamDescription,
+        listed_ms: i64,
         first_start: bool,
         shutdown: &CancellationToken,
     ) -> StreamEnd {
@@ -144,6 +149,7 @@ impl<'a> StreamRun<'a> {
             leased: None,
             snapshot: JoinSet::new(),
         };
+        run.next_refresh = Instant::now() + run.shard_list_interval();
         if let Some(keeper) = &engine.leases {
             let orders = keeper.begin(arn).await;
             let stop_keeping = CancellationToken::new();
@@ -170,6 +176,7 @@ impl<'a> StreamRun<'a> {
             }
         }
         if first_start && !stream_known {
+            let mut position = engine.config.starting_position.clone();
             if let Some(snapshot) = &engine.snapshot
                 && known.snapshot.is_none()
             {
@@ -180,12 +187,19 @@ impl<'a> StreamRun<'a> {
                     "taking a snapshot of the table: every item is sent, then changes follow"
                 );
                 ctx.checkpoints.update(|c| c.snapshot = Some(progress));
+                // The scan begins once every reader holds its iterator: what
+                // was written before is in the scan, what comes after in
+                // the stream.
+                position = StartingPosition::Latest;
             }
-            run.apply_starting_position();
+            run.apply_starting_position(&position);
         }
         let end = if ctx.checkpoints.flush_durably(shutdown).await {
             ctx.health.set_stream_problem(None);
-            run.know_live_shards();
+            if let Some(gate) = &ctx.snapshot {
+                gate.listed(listed_ms);
+            }
+            run.track_shards();
             run.start_snapshot(description.key_schema.clone());
             run.start_readable();
             ctx.health.set_started();
@@ -193,9 +207,11 @@ impl<'a> StreamRun<'a> {
         } else {
             StreamEnd::Stopped
         };
+        // A snapshot not done goes on with the next run, from its progress.
+        run.snapshot.abort_all();
+        while run.snapshot.join_next().await.is_some() {}
         if let Some(gate) = &ctx.snapshot {
-            // A snapshot going on with the next stream waits for its shards.
-            run.tree.ids().for_each(|id| gate.forget_shard(id));
+            gate.end_run();
         }
         if let Some(leased) = &mut run.leased {
             // Every reader has ended: their positions are final, and go to
@@ -228,16 +244,21 @@ impl StreamRun<'_> {
         &self.engine.ctx
     }
 
-    /// While a snapshot runs, the shards that may hold writes not yet
-    /// delivered count in its watermark.
-    fn know_live_shards(&self) {
-        if let Some(gate) = &self.ctx().snapshot {
-            gate.know_shards(
-                self.tree
-                    .ids()
-                    .filter(|id| self.tree.state(id) != Some(ShardState::Finished)),
-            );
-        }
+    /// While a snapshot runs, which shards count in its watermark: those
+    /// not finished, and finished ones whose children are not known yet
+    /// (unless the stream is disabled: they have none).
+    fn track_shards(&self) {
+        let Some(gate) = &self.ctx().snapshot else {
+            return;
+        };
+        let finished = |id: &&str| self.tree.state(id) == Some(ShardState::Finished);
+        let awaiting = |id: &&str| {
+            finished(id) && !self.tree.has_children(id) && self.status != StreamStatus::Disabled
+        };
+        gate.track_shards(
+            self.tree.ids().filter(|id| !finished(id)),
+            self.tree.ids().filter(awaiting),
+        );
     }
 
     /// Runs the snapshot beside the readers, if one is due.
@@ -245,16 +266,21 @@ impl StreamRun<'_> {
         let (Some(snapshot), Some(gate)) = (&self.engine.snapshot, &self.ctx().snapshot) else {
             return;
         };
+        if !gate.is_active() {
+            return;
+        }
         let progress = match self.ctx().checkpoints.snapshot().snapshot {
-            Some(progress) if gate.is_active() && !progress.done() => progress,
-            _ => return,
+            Some(progress) if !progress.done() => progress,
+            // Not due after all (the engine decides before the first run).
+            _ => return gate.finish(),
         };
         let Some(key_schema) = key_schema else {
-            tracing::error!(
-                stream = self.arn,
-                "the stream does not say the table's key schema: the snapshot cannot run"
+            let problem = format!(
+                "the snapshot cannot run: stream {} does not say the table's key schema",
+                self.arn
             );
-            return;
+            tracing::error!("{problem}");
+            return self.ctx().health.set_snapshot_problem(Some(problem));
         };
         let run = SnapshotRun {
             ctx: self.engine.ctx.clone(),
@@ -274,17 +300,10 @@ impl StreamRun<'_> {
             .spawn(async move { run.run(progress, stop, give_up).await });
     }
 
-    /// STARTING_POSITION for the shards that exist now and have no
-    /// checkpoint; with a snapshot, its start less the margin instead.
-    fn apply_starting_position(&mut self) {
+    /// `position` (STARTING_POSITION, or LATEST for a new snapshot) for the
+    /// shards that exist now and have no checkpoint.
+    fn apply_starting_position(&mut self, position: &StartingPosition) {
         let now_ms = crate::unix_ms_now();
-        let snapshot_from = match (
-            &self.engine.snapshot,
-            self.ctx().checkpoints.snapshot().snapshot,
-        ) {
-            (Some(snapshot), Some(progress)) => Some(progress.started_ms - snapshot.margin_ms()),
-            _ => None,
-        };
         let ids: Vec<String> = self
             .tree
             .ids()
@@ -295,14 +314,8 @@ impl StreamRun<'_> {
             if self.ctx().checkpoints.position(self.arn, &id).is_some() {
                 continue;
             }
-            if let Some(from) = snapshot_from {
-                self.ctx()
-                    .checkpoints
-                    .set(self.arn, &id, ShardPosition::Since(from));
-                continue;
-            }
             let closed = self.tree.info(&id).is_some_and(|s| s.closed);
-            match &self.engine.config.starting_position {
+            match position {
                 StartingPosition::TrimHorizon => {}
                 StartingPosition::Latest if closed => {
                     // Nothing will be added to it: LATEST means nothing to read.
@@ -485,6 +498,16 @@ impl StreamRun<'_> {
         }
     }
 
+    /// How often the whole shard list is read again: more often while a
+    /// snapshot runs, since its chunks wait for a list newer than their read.
+    fn shard_list_interval(&self) -> Duration {
+        let interval = self.engine.config.shard_list_interval;
+        match &self.ctx().snapshot {
+            Some(gate) if gate.is_active() => interval.min(SNAPSHOT_LIST_INTERVAL),
+            _ => interval,
+        }
+    }
+
     /// Every shard is read to its end (by any replica, with leases).
     fn all_finished(&self) -> bool {
         match &self.leased {
@@ -505,6 +528,7 @@ impl StreamRun<'_> {
 
     /// Re-reads the whole shard list; false when the stream is gone.
     async fn refresh(&mut self) -> Result<(), String> {
+        let listed_ms = crate::unix_ms_now();
         match stream::describe_all(&*self.engine.ctx.api, &self.engine.describe_pacer, self.arn)
             .await
         {
@@ -513,7 +537,10 @@ impl StreamRun<'_> {
                 self.status = d.status;
                 self.tree.merge(&d.shards, true);
                 self.forget_trimmed_shards();
-                self.know_live_shards();
+                self.track_shards();
+                if let Some(gate) = &self.ctx().snapshot {
+                    gate.listed(listed_ms);
+                }
                 self.ctx().health.set_stream_problem(None);
                 self.start_readable();
                 Ok(())
@@ -562,6 +589,16 @@ impl StreamRun<'_> {
                         None => std::future::pending().await,
                     }
                 } => self.obey(order).await,
+                Some(Err(e)) = self.snapshot.join_next() => {
+                    let problem = format!("the snapshot stopped: {e}; it resumes where it was after a restart");
+                    tracing::error!("{problem}");
+                    self.ctx().health.set_snapshot_problem(Some(problem));
+                    if let Some(gate) = &self.ctx().snapshot {
+                        // Readers must not wait for rows that will not come.
+                        gate.end_run();
+                        self.track_shards();
+                    }
+                }
                 Some(joined) = self.readers.join_next_with_id() => {
                     let (id, end) = match joined {
                         Ok((task, (id, end))) => {
@@ -582,7 +619,7 @@ impl StreamRun<'_> {
                     self.look_for_children(&mut orphans).await;
                 }
                 _ = tokio::time::sleep_until(self.next_refresh) => {
-                    self.next_refresh = Instant::now() + self.engine.config.shard_list_interval;
+                    self.next_refresh = Instant::now() + self.shard_list_interval();
                     if let Err(why) = self.refresh().await {
                         self.ctx().health.set_stream_problem(Some(format!("stream {} not found: {why}", self.arn)));
                         vanished = Some(why);
@@ -635,6 +672,7 @@ impl StreamRun<'_> {
                     return None;
                 }
                 self.tree.set_state(&id, ShardState::Finished);
+                self.track_shards();
                 self.after_finished(id, orphans).await
             }
             ShardEnd::Stopped | ShardEnd::Vanished(_) => {
@@ -707,11 +745,7 @@ impl StreamRun<'_> {
                     "a shard ended; its children are known"
                 );
                 self.tree.merge(&children, false);
-                self.know_live_shards();
-                if let Some(gate) = &self.ctx().snapshot {
-                    // Its children now stand for what it would hold.
-                    gate.forget_shard(parent);
-                }
+                self.track_shards();
                 self.start_readable();
                 true
             }

@@ -4,8 +4,11 @@
 //! while records come, slower and slower while they do not), have `prepare`
 //! turn records into events, deliver
 //! them through the in-flight [`window`], and move the checkpoint over the
-//! done prefix (the ordered finalizer). It never decides which shards to read
-//! or in what order — that is `engine`'s job with `stream`'s lineage.
+//! done prefix (the ordered finalizer). While a snapshot runs, it also
+//! shows each record to the snapshot's gate (which may hold it until a
+//! chunk's rows are delivered) and reports how far the shard has passed. It
+//! never decides which shards to read or in what order — that is `engine`'s
+//! job with `stream`'s lineage.
 
 mod fetch;
 mod pace;
@@ -32,7 +35,7 @@ use crate::prepare::{Prepared, Preparer};
 use crate::progress::ShardProgress;
 use crate::record::{RecordError, SequenceNumber};
 use crate::sink::{Delivery, GiveUp, Sink, deliver};
-use crate::snapshot::{Admission, ShardWatermark, SnapshotGate};
+use crate::snapshot::{Admission, FirstUndone, ShardWatermark, SnapshotGate};
 use crate::stream::{IteratorPosition, StreamsApi};
 use fetch::{Cursor, Fetched, next_page};
 use pace::Pace;
@@ -176,15 +179,19 @@ impl ShardReader {
             {
                 fetching = Some(self.fetch(c, pause, preparer.clone()));
             }
-            // A shard read to its end still delivers what the gate holds.
-            let waiting = !snapshot.held.is_empty() && end == Some(ShardEnd::Finished);
+            // A shard read to its end still delivers what the gate holds,
+            // unless asked to stop: the rows it waits for may never come.
+            let holding = !snapshot.held.is_empty() && !stop.is_cancelled();
+            let waiting = holding && end == Some(ShardEnd::Finished);
             if end.is_some() && window.in_flight() == 0 && !waiting {
                 break;
             }
             tokio::select! {
                 biased;
-                _ = stop.cancelled(), if end.is_none() => {
-                    end = Some(ShardEnd::Stopped);
+                _ = stop.cancelled(), if end.is_none() || waiting => {
+                    if end.is_none() {
+                        end = Some(ShardEnd::Stopped);
+                    }
                     fetching = None;
                 }
                 Some(done) = window.next_completed(), if window.in_flight() > 0 => {
@@ -317,11 +324,13 @@ impl ShardReader {
             self.ctx.checkpoints.advance(progress, seq, events);
         }
         if let Some(gate) = self.ctx.snapshot.as_ref().filter(|g| g.is_active()) {
-            let oldest = finalizer.oldest().map(|(created_ms, _)| *created_ms);
+            let first_undone = finalizer.oldest().map(|(created_ms, _)| FirstUndone {
+                created_ms: *created_ms,
+            });
             if let Some(passed) =
                 snapshot
                     .watermark
-                    .advance(finalizer.covered(), oldest, gate.margin_ms())
+                    .advance(finalizer.covered(), first_undone, gate.margin_ms())
             {
                 gate.passed(&self.shard, passed);
             }

@@ -5,9 +5,11 @@
 //!
 //! Owns those three under one lock, so that a record's check and a chunk's
 //! release cannot interleave: a record checked before the release has
-//! dropped the rows of its item; one checked after waits for the rows. It
-//! never reads the table or the stream and never delivers: shard readers
-//! report to it, and the engine's snapshot run releases chunks from it.
+//! dropped the rows of its item; one checked after waits for the rows. Also
+//! here, [`ShardWatermark`]: how one reader works out how far its shard has
+//! passed, before it reports it. It never reads the table or the stream and
+//! never delivers: shard readers report to it, the stream run says which
+//! shards count, and the engine's snapshot run releases chunks from it.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
@@ -48,8 +50,9 @@ pub struct SnapshotGate {
     /// False once the snapshot is done (or is not to run): readers then
     /// skip it all.
     active: AtomicBool,
-    /// A shard passed further: the snapshot run looks for a chunk to release.
-    passed: Notify,
+    /// A shard passed further, or a chunk came: the snapshot run looks for
+    /// a chunk to release.
+    progressed: Notify,
     /// How many releases have had their rows delivered.
     opened: watch::Sender<u64>,
 }
@@ -58,9 +61,12 @@ struct GateState {
     join: SnapshotJoin<JoinKey, Record, ChunkEnd>,
     /// How many chunks were released.
     released: u64,
-    /// How far each live shard has passed (write time, Unix ms): every
-    /// write made up to it, if it went to this shard, is delivered.
+    /// How far each shard that counts has passed (write time, Unix ms):
+    /// every write made up to it, if it went to this shard, is delivered.
     shards: HashMap<String, i64>,
+    /// When the last complete shard list was asked for (Unix ms): a shard
+    /// made later (a split's child) may hold writes no known shard has.
+    listed_ms: i64,
 }
 
 impl SnapshotGate {
@@ -73,9 +79,10 @@ impl SnapshotGate {
                 join: SnapshotJoin::new(margin_ms),
                 released: 0,
                 shards: HashMap::new(),
+                listed_ms: i64::MIN,
             }),
             active: AtomicBool::new(true),
-            passed: Notify::new(),
+            progressed: Notify::new(),
             opened: watch::Sender::new(0),
         }
     }
@@ -146,49 +153,71 @@ impl SnapshotGate {
         {
             *at = ms;
             drop(state);
-            self.passed.notify_one();
+            self.progressed.notify_one();
         }
     }
 
     // The stream run's side: which shards count.
 
-    /// Shards that may hold writes not yet delivered; a new one has passed
-    /// nothing yet.
-    pub fn know_shards<'a>(&self, ids: impl IntoIterator<Item = &'a str>) {
+    /// The shards that count now: `reading`, those that may still hold
+    /// writes not delivered (a new one has passed nothing yet), and
+    /// `awaiting_children`, finished shards whose children are not known
+    /// yet (they keep what they had passed). Any other is forgotten.
+    pub fn track_shards<'a>(
+        &self,
+        reading: impl IntoIterator<Item = &'a str>,
+        awaiting_children: impl IntoIterator<Item = &'a str>,
+    ) {
         if !self.is_active() {
             return;
         }
         let mut state = self.state();
-        for id in ids {
-            state.shards.entry(id.to_owned()).or_insert(i64::MIN);
+        let mut kept: HashMap<String, i64> = reading
+            .into_iter()
+            .map(|id| {
+                (
+                    id.to_owned(),
+                    state.shards.get(id).copied().unwrap_or(i64::MIN),
+                )
+            })
+            .collect();
+        for id in awaiting_children {
+            if let Some(at) = state.shards.get(id) {
+                kept.insert(id.to_owned(), *at);
+            }
         }
+        state.shards = kept;
+        drop(state);
+        self.progressed.notify_one();
     }
 
-    /// A shard read to its end whose children are known (or that has none).
-    pub fn forget_shard(&self, id: &str) {
-        let removed = self.state().shards.remove(id).is_some();
-        if removed {
-            self.passed.notify_one();
-        }
+    /// A complete shard list was asked for at `ms`.
+    pub fn listed(&self, ms: i64) {
+        let mut state = self.state();
+        state.listed_ms = state.listed_ms.max(ms);
+        drop(state);
+        self.progressed.notify_one();
     }
 
     // The snapshot run's side.
 
     pub fn add_chunk(&self, chunk: RowChunk) {
         self.state().join.add_chunk(chunk);
-        self.passed.notify_one();
+        self.progressed.notify_one();
     }
 
     /// The next chunk whose rows may be delivered now, if no earlier one's
     /// are being delivered (with how many of its rows the stream
     /// superseded): from now until [`Self::delivered`], records read are
-    /// held.
+    /// held. Passed means every shard that counts has passed, and the last
+    /// complete shard list (less [`STREAM_DELAY_MS`]) too.
     pub fn release(&self) -> Option<(RowChunk, usize)> {
         let mut state = self.state();
         if state.released > *self.opened.borrow() {
             return None;
         }
-        let passed = state.shards.values().min().copied()?;
+        let listing = state.listed_ms.saturating_sub(STREAM_DELAY_MS);
+        let passed = state.shards.values().min().copied()?.min(listing);
         let taken = state.join.take_ready(passed)?;
         state.released += 1;
         Some(taken)
@@ -212,8 +241,29 @@ impl SnapshotGate {
     }
 
     /// Resolves after a shard passed further or a chunk was added.
-    pub async fn changed(&self) {
-        self.passed.notified().await
+    pub async fn progressed(&self) {
+        self.progressed.notified().await
+    }
+
+    /// Every shard that counts has reported at least once: each holds an
+    /// iterator, so a scan begun now reads after every reader's start.
+    pub fn all_reported(&self) -> bool {
+        let state = self.state();
+        !state.shards.is_empty() && state.shards.values().all(|at| *at > i64::MIN)
+    }
+
+    /// The stream run is over (the stream drained or vanished, or the
+    /// snapshot run stopped): chunks not delivered are forgotten (the
+    /// progress saved says where their segments go on), held records go,
+    /// and the next run's shards count instead.
+    pub fn end_run(&self) {
+        let mut state = self.state();
+        state.join = SnapshotJoin::new(self.margin_ms);
+        state.shards.clear();
+        state.listed_ms = i64::MIN;
+        let released = state.released;
+        drop(state);
+        self.opened.send_replace(released);
     }
 }
 
@@ -224,6 +274,12 @@ impl SnapshotGate {
 /// And once every record timed before some moment is done, every write
 /// made a margin before that is (record times fall at most the margin
 /// before their write; within a shard they do not go back).
+/// The first event of a shard not done yet.
+#[derive(Debug, Clone, Copy)]
+pub struct FirstUndone {
+    pub created_ms: Option<i64>,
+}
+
 #[derive(Debug, Default)]
 pub struct ShardWatermark {
     /// Empty pages not yet vouched for: (events read before it, moment).
@@ -252,12 +308,13 @@ impl ShardWatermark {
     }
 
     /// How far the shard has passed now, when that is further than last
-    /// reported: `done` events are done in order (the checkpoint's count),
-    /// `oldest_undone_ms` is the record time of the first one not done.
+    /// reported: `done` events are done in order (the checkpoint's count);
+    /// `first_undone` is the first event not done, if any, with its record
+    /// time when it has one.
     pub fn advance(
         &mut self,
         done: u64,
-        oldest_undone: Option<Option<i64>>,
+        first_undone: Option<FirstUndone>,
         margin_ms: i64,
     ) -> Option<i64> {
         while let Some(&(read, at)) = self.claims.front()
@@ -266,8 +323,8 @@ impl ShardWatermark {
             self.claims.pop_front();
             self.by_empty_page = Some(at - STREAM_DELAY_MS);
         }
-        let timed_before = match oldest_undone {
-            Some(created) => created,
+        let timed_before = match first_undone {
+            Some(FirstUndone { created_ms }) => created_ms,
             None => self.newest_record_ms,
         };
         let by_record_time = timed_before.map(|ms| ms - 1 - margin_ms);
@@ -284,13 +341,19 @@ impl ShardWatermark {
 mod tests {
     use super::*;
 
+    fn undone(created_ms: i64) -> Option<FirstUndone> {
+        Some(FirstUndone {
+            created_ms: Some(created_ms),
+        })
+    }
+
     #[test]
     fn an_empty_page_vouches_once_what_was_read_before_it_is_done() {
         let mut w = ShardWatermark::default();
         w.record(Some(1_000));
         w.empty_page(3, 10_000);
         // Two of the three events read are done: the page proves nothing yet.
-        assert_eq!(w.advance(2, Some(Some(1_000)), 500), Some(1_000 - 1 - 500));
+        assert_eq!(w.advance(2, undone(1_000), 500), Some(1_000 - 1 - 500));
         assert_eq!(w.advance(3, None, 500), Some(10_000 - STREAM_DELAY_MS));
         // Later empty pages with nothing read in between move the moment.
         w.empty_page(3, 12_000);
@@ -305,7 +368,7 @@ mod tests {
         assert_eq!(w.advance(0, None, 500), None, "nothing read, nothing known");
         w.record(Some(5_000));
         w.record(Some(6_000));
-        assert_eq!(w.advance(0, Some(Some(5_000)), 500), Some(4_499));
+        assert_eq!(w.advance(0, undone(5_000), 500), Some(4_499));
         assert_eq!(w.advance(2, None, 500), Some(5_499));
     }
 
@@ -326,13 +389,22 @@ mod tests {
         let gate = SnapshotGate::new(100);
         gate.add_chunk(row_chunk(1_000));
         assert!(gate.release().is_none(), "no shard known: nothing passed");
-        gate.know_shards(["a", "b"]);
+        gate.track_shards(["a", "b"], []);
         gate.passed("a", 5_000);
-        assert!(gate.release().is_none(), "b has passed nothing");
-        gate.passed("b", 999);
-        assert!(gate.release().is_none());
+        gate.passed("b", 5_000);
+        assert!(gate.release().is_none(), "no shard list yet");
+        gate.listed(1_000 + STREAM_DELAY_MS);
+        gate.track_shards(["a", "b", "c"], []);
+        assert!(gate.release().is_none(), "c has passed nothing");
+        // c ends before it passed anything, its children not known yet.
+        gate.track_shards(["a", "b"], ["c"]);
+        assert!(
+            gate.release().is_none(),
+            "c holds until its children are known"
+        );
         assert_eq!(gate.admit(None, None, None), Admission::Now);
-        gate.passed("b", 1_000);
+        // Known: they count instead (here they are a and b).
+        gate.track_shards(["a", "b"], []);
         let (chunk, superseded) = gate.release().expect("every shard passed its read");
         assert_eq!((chunk.rows.len(), superseded), (1, 0));
         // Read after the release: held until the rows are delivered.
@@ -351,7 +423,8 @@ mod tests {
     #[test]
     fn a_record_seen_before_the_release_drops_its_items_row() {
         let gate = SnapshotGate::new(100);
-        gate.know_shards(["a"]);
+        gate.track_shards(["a"], []);
+        gate.listed(i64::MAX);
         gate.add_chunk(row_chunk(1_000));
         gate.admit(Some(b"k".to_vec()), Some(995), None);
         gate.passed("a", 1_000);
@@ -362,7 +435,8 @@ mod tests {
     #[test]
     fn a_finished_gate_admits_everything_in_order() {
         let gate = SnapshotGate::new(100);
-        gate.know_shards(["a"]);
+        gate.track_shards(["a"], []);
+        gate.listed(i64::MAX);
         gate.passed("a", 2_000);
         gate.add_chunk(row_chunk(1_000));
         gate.release().expect("released");
@@ -370,5 +444,40 @@ mod tests {
         gate.finish();
         assert_eq!(gate.admit(None, None, None), Admission::Now);
         assert_eq!(*gate.opened().borrow(), 1);
+    }
+}
+
+#[cfg(test)]
+mod run_tests {
+    use super::*;
+
+    #[test]
+    fn a_run_that_ends_opens_the_gate_and_forgets_its_chunks_and_shards() {
+        let gate = SnapshotGate::new(100);
+        gate.track_shards(["a"], []);
+        assert!(!gate.all_reported());
+        gate.passed("a", 2_000);
+        assert!(gate.all_reported());
+        gate.listed(i64::MAX);
+        for read_to_ms in [1_000, 1_500] {
+            gate.add_chunk(Chunk {
+                read_from_ms: read_to_ms - 10,
+                read_to_ms,
+                rows: vec![],
+                then: ChunkEnd {
+                    segment: 0,
+                    then: SegmentProgress::Done,
+                },
+            });
+        }
+        gate.release().expect("released");
+        assert_eq!(gate.admit(None, None, None), Admission::After(1));
+        gate.end_run();
+        assert_eq!(gate.admit(None, None, None), Admission::Now);
+        assert_eq!(gate.pending_chunks(), 0);
+        assert!(
+            !gate.all_reported(),
+            "no shard counts until the next run says"
+        );
     }
 }

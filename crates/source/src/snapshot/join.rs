@@ -16,9 +16,9 @@
 //!
 //! `margin` covers the record times' rounding (AWS rounds down to the
 //! second, DynamoDB Local to the minute) and the clocks' skew: a write made
-//! during the read has a record time of `read_from - margin` or later. The
-//! stream must be read from `snapshot start - margin` on, or a dropped row's
-//! change could be skipped with the records older than the start.
+//! during the read has a record time of `read_from - margin` or later. Every
+//! write is either in the stream as read or made before it began, and then
+//! before every chunk's read (the engine starts the scan after the stream).
 //!
 //! How far delivery has passed is the engine's to say (the shard readers'
 //! watermark, in write time on this machine's clock); the join only asks
@@ -110,6 +110,7 @@ impl<K: Ord + Clone, R, T> SnapshotJoin<K, R, T> {
     }
 
     /// Rows read and not yet handed back.
+    #[cfg(test)]
     pub fn pending_rows(&self) -> usize {
         self.pending.iter().map(|c| c.rows.len()).sum()
     }

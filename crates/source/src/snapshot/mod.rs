@@ -16,10 +16,10 @@ mod row;
 mod run;
 mod scan;
 
-pub use gate::{Admission, ChunkEnd, RowChunk, ShardWatermark, SnapshotGate};
-pub use join::{Chunk, SnapshotJoin};
+pub use gate::{Admission, ChunkEnd, FirstUndone, RowChunk, ShardWatermark, SnapshotGate};
+pub use join::Chunk;
 pub use progress::{SegmentProgress, SnapshotProgress};
 pub use rate::ReadRate;
-pub use row::{JoinKey, SNAPSHOT_OPERATION, join_key, row_record};
+pub use row::{JoinKey, join_key, row_record};
 pub use run::{ScannedPage, scan_segments};
-pub use scan::{KeyValue, ScanCursor, ScanPage, SnapshotCheckError, TableFacts, TableScanner};
+pub use scan::{ScanCursor, SnapshotCheckError, TableFacts, TableScanner};
