@@ -212,6 +212,8 @@ async fn run(s: Settings) -> Result<(), String> {
     Ok(())
 }
 
+const SNAPSHOT_PAGE_ITEMS: i32 = 1_000;
+
 /// The snapshot's scanner, once the table is checked: the stream carries
 /// new images, and DescribeTable and Scan are allowed.
 async fn table_snapshot(
@@ -222,7 +224,16 @@ async fn table_snapshot(
     let rate = snapshot
         .read_units
         .map(|units| Arc::new(ReadRate::new(units)));
-    let scanner = TableScanner::new(aws.dynamodb(), s.arn.table(), snapshot.segments, None, rate);
+    // Pages of 1,000 items at most: a chunk waits a few seconds for the
+    // stream, and the fewer items wait, the less memory and the less time
+    // changes are held while a chunk's rows go out.
+    let scanner = TableScanner::new(
+        aws.dynamodb(),
+        s.arn.table(),
+        snapshot.segments,
+        Some(SNAPSHOT_PAGE_ITEMS),
+        rate,
+    );
     let facts = tokio::time::timeout(s.startup_timeout, scanner.check())
         .await
         .map_err(|_| {

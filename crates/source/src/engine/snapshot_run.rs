@@ -28,6 +28,11 @@ use crate::snapshot::{
 };
 use crate::stream::{AWS_RETRY, KeySchema};
 
+/// Chunks read and waiting for the stream, at most: enough pages to keep
+/// the scan going while a chunk waits its few seconds, few enough that a
+/// slow sink holds the scan back instead of filling memory.
+const PENDING_CHUNKS: usize = 16;
+
 pub(super) struct SnapshotRun {
     pub ctx: Arc<ReaderContext>,
     pub gate: Arc<SnapshotGate>,
@@ -36,6 +41,9 @@ pub(super) struct SnapshotRun {
     pub preparer: Preparer,
     pub table: TableArn,
     pub key_schema: KeySchema,
+    /// Shards start at LATEST in this run: the scan waits until every
+    /// reader holds its iterator.
+    pub await_readers: bool,
 }
 
 /// How one pass of the scan ended.
@@ -65,7 +73,7 @@ impl SnapshotRun {
         self.report(&progress);
         // Every reader holds its iterator before the scan reads anything:
         // a write before a reader's start is then in the scan.
-        while !self.gate.all_reported() {
+        while self.await_readers && !self.gate.all_reported() {
             tokio::select! {
                 _ = stop.cancelled() => return,
                 _ = self.gate.progressed() => {}
@@ -106,8 +114,7 @@ impl SnapshotRun {
         stop: &CancellationToken,
         give_up: &GiveUp,
     ) -> ScanEnd {
-        let segments = self.scanner.total_segments() as usize;
-        let (sender, mut pages) = mpsc::channel(segments);
+        let (sender, mut pages) = mpsc::channel(1);
         let scan_stop = stop.child_token();
         let _stop_scan = scan_stop.clone().drop_guard();
         let mut scan = tokio::spawn({
@@ -142,7 +149,7 @@ impl SnapshotRun {
                 _ = stop.cancelled() => return ScanEnd::Stopped,
                 // Pages wait in the scan while enough chunks wait here: a
                 // slow sink does not fill memory with the table.
-                page = pages.recv(), if scanning && self.gate.pending_chunks() < segments => match page {
+                page = pages.recv(), if scanning && self.gate.pending_chunks() < PENDING_CHUNKS => match page {
                     Some(page) => {
                         self.ctx.health.set_snapshot_problem(None);
                         if page.then == SegmentProgress::Done {

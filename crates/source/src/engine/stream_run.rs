@@ -97,8 +97,9 @@ const CHILD_CHECKS: [Duration; 7] = [
     Duration::from_secs(10),
 ];
 
-/// How often the shard list is read while a snapshot runs.
-const SNAPSHOT_LIST_INTERVAL: Duration = Duration::from_secs(5);
+/// How often the shard list is read while a snapshot runs: a chunk waits
+/// for a list asked for 2 s after its read.
+const SNAPSHOT_LIST_INTERVAL: Duration = Duration::from_secs(2);
 
 /// Finished shards whose children were not listed yet, and when (and how
 /// many times already) to look again.
@@ -177,6 +178,7 @@ impl<'a> StreamRun<'a> {
         }
         if first_start && !stream_known {
             let mut position = engine.config.starting_position.clone();
+            let mut snapshot_start = false;
             if let Some(snapshot) = &engine.snapshot
                 && known.snapshot.is_none()
             {
@@ -191,8 +193,9 @@ impl<'a> StreamRun<'a> {
                 // was written before is in the scan, what comes after in
                 // the stream.
                 position = StartingPosition::Latest;
+                snapshot_start = true;
             }
-            run.apply_starting_position(&position);
+            run.apply_starting_position(&position, snapshot_start);
         }
         let end = if ctx.checkpoints.flush_durably(shutdown).await {
             ctx.health.set_stream_problem(None);
@@ -280,6 +283,7 @@ impl StreamRun<'_> {
                 self.arn
             );
             tracing::error!("{problem}");
+            gate.finish();
             return self.ctx().health.set_snapshot_problem(Some(problem));
         };
         let run = SnapshotRun {
@@ -294,15 +298,17 @@ impl StreamRun<'_> {
             ),
             table: self.engine.config.table.clone(),
             key_schema,
+            await_readers: !self.latest_now.is_empty(),
         };
         let (stop, give_up) = (self.stop.child_token(), self.give_up.child_token());
         self.snapshot
             .spawn(async move { run.run(progress, stop, give_up).await });
     }
 
-    /// `position` (STARTING_POSITION, or LATEST for a new snapshot) for the
-    /// shards that exist now and have no checkpoint.
-    fn apply_starting_position(&mut self, position: &StartingPosition) {
+    /// `position` (STARTING_POSITION, or LATEST for a new snapshot:
+    /// `snapshot_start`) for the shards that exist now and have no
+    /// checkpoint.
+    fn apply_starting_position(&mut self, position: &StartingPosition, snapshot_start: bool) {
         let now_ms = crate::unix_ms_now();
         let ids: Vec<String> = self
             .tree
@@ -330,10 +336,17 @@ impl StreamRun<'_> {
                     // from the shard's start and skips what is older than a
                     // minute before this start (a margin for the coarse
                     // record times), so nothing written after it is lost.
+                    // With a snapshot, the snapshot's margin: what was
+                    // written before is in the scan, and sent again it could
+                    // follow a newer row of its item.
+                    let margin_ms = match &self.engine.snapshot {
+                        Some(snapshot) if snapshot_start => snapshot.margin_ms(),
+                        _ => 60_000,
+                    };
                     self.ctx().checkpoints.set(
                         self.arn,
                         &id,
-                        ShardPosition::Since(now_ms - 60_000),
+                        ShardPosition::Since(now_ms - margin_ms),
                     );
                     self.latest_now.insert(id);
                 }
@@ -372,6 +385,7 @@ impl StreamRun<'_> {
                     Some(ShardPosition::Finished) => {
                         // Its children may now be readable: look again.
                         self.tree.set_state(&id, ShardState::Finished);
+                        self.track_shards();
                         finished_some = true;
                         continue;
                     }
@@ -594,9 +608,11 @@ impl StreamRun<'_> {
                     tracing::error!("{problem}");
                     self.ctx().health.set_snapshot_problem(Some(problem));
                     if let Some(gate) = &self.ctx().snapshot {
-                        // Readers must not wait for rows that will not come.
+                        // Readers must not wait for rows that will not come,
+                        // nor note records for a join that will not run. The
+                        // progress saved stays: a restart resumes it.
                         gate.end_run();
-                        self.track_shards();
+                        gate.finish();
                     }
                 }
                 Some(joined) = self.readers.join_next_with_id() => {

@@ -162,6 +162,11 @@ impl ShardReader {
             ctx.snapshot.clone(),
         );
         let mut snapshot = SnapshotSide::default();
+        if self.start.position == IteratorPosition::TrimHorizon
+            && self.start.skip_before_ms.is_some()
+        {
+            snapshot.watermark = ShardWatermark::walking_history();
+        }
         let mut opened = ctx.snapshot.as_ref().map(|g| g.opened());
         let mut finalizer = OrderedFinalizer::default();
         let mut window = self.delivery_window(give_up);

@@ -267,19 +267,29 @@ impl SnapshotGate {
     }
 }
 
-/// One shard reader's watermark: how far its delivery has passed, in
-/// write time, from two kinds of evidence. A page found empty at some
-/// moment means every write made [`STREAM_DELAY_MS`] before it was read,
-/// so once the events read before it are done, those writes are delivered.
-/// And once every record timed before some moment is done, every write
-/// made a margin before that is (record times fall at most the margin
-/// before their write; within a shard they do not go back).
 /// The first event of a shard not done yet.
 #[derive(Debug, Clone, Copy)]
 pub struct FirstUndone {
     pub created_ms: Option<i64>,
 }
 
+/// Empty pages in a row after which a reader walking a shard's history
+/// takes them to mean it is at the shard's end, having read no record.
+const EMPTY_PAGES_AT_THE_END: u32 = 3;
+
+/// One shard reader's watermark: how far its delivery has passed, in
+/// write time, from two kinds of evidence. A page found empty at some
+/// moment means every write made [`STREAM_DELAY_MS`] before it was read,
+/// so once the events read before it are done, those writes are delivered.
+/// And once every record timed before some moment is done, every write
+/// made a margin before that is (record times are within the margin of
+/// their write; within a shard they do not go back).
+///
+/// Empty pages can also come in the middle of a shard. A reader that
+/// follows the shard's end (from LATEST, after a sequence number, or from
+/// the start of a new shard) trusts them; one that walks a shard's history
+/// (from TRIM_HORIZON, skipping older records) trusts them only once it has
+/// read a record, or after [`EMPTY_PAGES_AT_THE_END`] in a row.
 #[derive(Debug, Default)]
 pub struct ShardWatermark {
     /// Empty pages not yet vouched for: (events read before it, moment).
@@ -287,12 +297,29 @@ pub struct ShardWatermark {
     by_empty_page: Option<i64>,
     newest_record_ms: Option<i64>,
     reported: Option<i64>,
+    /// Walking history: empty pages in a row so far.
+    walking: Option<u32>,
 }
 
 impl ShardWatermark {
+    /// For a reader that walks the shard's history.
+    pub fn walking_history() -> Self {
+        ShardWatermark {
+            walking: Some(0),
+            ..Default::default()
+        }
+    }
+
     /// A page came back empty from a call made at `called_ms`, after
     /// `read` events were read from the shard.
     pub fn empty_page(&mut self, read: u64, called_ms: i64) {
+        if let Some(empty) = &mut self.walking {
+            *empty += 1;
+            if *empty < EMPTY_PAGES_AT_THE_END {
+                return;
+            }
+            self.walking = None;
+        }
         match self.claims.back_mut() {
             // Nothing read since the last one: only the moment moves.
             Some((n, at)) if *n == read => *at = called_ms,
@@ -302,6 +329,7 @@ impl ShardWatermark {
 
     /// A record timed `created_ms` was read.
     pub fn record(&mut self, created_ms: Option<i64>) {
+        self.walking = None;
         if let Some(ms) = created_ms {
             self.newest_record_ms = Some(self.newest_record_ms.map_or(ms, |n| n.max(ms)));
         }
@@ -360,6 +388,22 @@ mod tests {
         w.empty_page(3, 13_000);
         assert_eq!(w.advance(3, None, 500), Some(13_000 - STREAM_DELAY_MS));
         assert_eq!(w.advance(3, None, 500), None, "reported once");
+    }
+
+    #[test]
+    fn a_reader_walking_history_trusts_empty_pages_after_a_record_or_a_few() {
+        let mut w = ShardWatermark::walking_history();
+        w.empty_page(0, 10_000);
+        w.empty_page(0, 11_000);
+        assert_eq!(w.advance(0, None, 500), None, "maybe in the middle");
+        w.empty_page(0, 12_000);
+        assert_eq!(w.advance(0, None, 500), Some(12_000 - STREAM_DELAY_MS));
+
+        let mut w = ShardWatermark::walking_history();
+        w.empty_page(0, 10_000);
+        w.record(Some(1_000));
+        w.empty_page(1, 11_000);
+        assert_eq!(w.advance(1, None, 500), Some(11_000 - STREAM_DELAY_MS));
     }
 
     #[test]
