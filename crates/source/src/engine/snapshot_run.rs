@@ -31,7 +31,7 @@ use crate::stream::{AWS_RETRY, KeySchema};
 /// Chunks read and waiting for the stream, at most: enough pages to keep
 /// the scan going while a chunk waits its few seconds, few enough that a
 /// slow sink holds the scan back instead of filling memory.
-const PENDING_CHUNKS: usize = 16;
+const PENDING_CHUNKS: usize = 24;
 
 pub(super) struct SnapshotRun {
     pub ctx: Arc<ReaderContext>,

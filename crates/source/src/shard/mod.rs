@@ -230,6 +230,10 @@ impl ShardReader {
                     match fetched {
                         Fetched::Page { records, last, called_ms } => {
                             pause = pace.after_page(!records.is_empty());
+                            if ctx.snapshot.as_ref().is_some_and(|g| g.is_active()) {
+                                // Chunks wait for an empty page: no idling.
+                                pause = pause.min(ctx.config.poll_interval);
+                            }
                             if records.is_empty() {
                                 let read = finalizer.covered() + finalizer.len() as u64;
                                 snapshot.watermark.empty_page(read, called_ms);
