@@ -109,6 +109,16 @@ async fn a_snapshot_joins_the_stream_with_no_step_back_through_a_kill_9() -> any
     assert!(rows_before < ITEMS, "mid-snapshot: {rows_before} rows");
 
     let mut adapter = AdapterProcess::spawn(common::BINARY, env.clone())?;
+    // While it runs, the source is healthy and says how far it is.
+    let probe = common::Probe::new(&env);
+    let running = probe
+        .await_health(|status, body| status == 200 && body.starts_with("snapshot running: "))
+        .await?;
+    assert!(
+        running.contains(" items done of about ")
+            && running.ends_with(&format!(" of {SEGMENTS} segments")),
+        "{running}"
+    );
     adapter
         .wait_for_stderr(
             |lines| lines.iter().any(|l| l.contains("snapshot done")),
@@ -116,6 +126,17 @@ async fn a_snapshot_joins_the_stream_with_no_step_back_through_a_kill_9() -> any
         )
         .await?;
     phase("snapshot done");
+    probe.await_health(|status, _| status == 204).await?;
+    let [segments, done] = probe
+        .await_metrics(
+            [
+                "awsdynamodbsource_snapshot_segments",
+                "awsdynamodbsource_snapshot_segments_done",
+            ],
+            |[segments, done]| segments > 0.0 && done == segments,
+        )
+        .await?;
+    assert_eq!((segments, done), (SEGMENTS as f64, SEGMENTS as f64));
     // Changes go on a little after the snapshot, then stop.
     tokio::time::sleep(Duration::from_secs(2)).await;
     stop_writing.cancel();
