@@ -26,7 +26,7 @@ use crate::snapshot::{
     Chunk, ChunkEnd, RowChunk, ScannedPage, SegmentProgress, SnapshotGate, SnapshotProgress,
     TableScanner, join_key, row_record, scan_segments,
 };
-use crate::stream::{AWS_RETRY, KeySchema};
+use crate::stream::{AWS_RETRY, ApiError, KeySchema};
 
 /// Chunks read and waiting for the stream, at most: enough pages to keep
 /// the scan going while a chunk waits its few seconds, few enough that a
@@ -115,12 +115,12 @@ impl SnapshotRun {
         give_up: &GiveUp,
     ) -> ScanEnd {
         let (sender, mut pages) = mpsc::channel(1);
-        let scan_stop = stop.child_token();
-        let _stop_scan = scan_stop.clone().drop_guard();
-        let mut scan = tokio::spawn({
-            let (scanner, from) = (self.scanner.clone(), progress.clone());
-            async move { scan_segments(scanner, &from, sender, scan_stop).await }
-        });
+        // Polled below; dropped, it ends the segments' reads.
+        let from = progress.clone();
+        let scan = scan_segments(self.scanner.clone(), &from, sender, stop.child_token());
+        tokio::pin!(scan);
+        let mut scan_ended: Option<Result<(), ApiError>> = None;
+        let mut pages_open = true;
         // Where each segment's next read begins at the earliest: records
         // older than the earliest (less the margin) are of no use to a chunk.
         let started = crate::unix_ms_now();
@@ -128,8 +128,6 @@ impl SnapshotRun {
             .filter(|s| progress.segment(*s) != Some(&SegmentProgress::Done))
             .map(|s| (s, started))
             .collect();
-        let mut scanning = true;
-        let mut failed = false;
         loop {
             while !stop.is_cancelled()
                 && let Some((chunk, superseded)) = self.gate.release()
@@ -139,17 +137,26 @@ impl SnapshotRun {
                 }
                 self.gate.delivered();
             }
-            if !scanning && self.gate.pending_chunks() == 0 {
-                return match (failed, progress.done()) {
-                    (false, true) => ScanEnd::Done,
-                    _ => ScanEnd::Failed,
-                };
+            if !pages_open && self.gate.pending_chunks() == 0 {
+                match &scan_ended {
+                    Some(Ok(())) if progress.done() => return ScanEnd::Done,
+                    Some(_) => return ScanEnd::Failed,
+                    // The channel closed first: the scan's result is next.
+                    None => {}
+                }
             }
             tokio::select! {
                 _ = stop.cancelled() => return ScanEnd::Stopped,
                 // Pages wait in the scan while enough chunks wait here: a
                 // slow sink does not fill memory with the table.
-                page = pages.recv(), if scanning && self.gate.pending_chunks() < PENDING_CHUNKS => match page {
+                ended = &mut scan, if scan_ended.is_none() => {
+                    if let Err(e) = &ended {
+                        tracing::warn!(table = self.table.table(), error = %e, "the snapshot's scan failed; it starts again from its progress");
+                        self.ctx.health.set_snapshot_problem(Some(format!("the snapshot's scan of table {} failed and starts again: {e}", self.table.table())));
+                    }
+                    scan_ended = Some(ended);
+                }
+                page = pages.recv(), if pages_open && self.gate.pending_chunks() < PENDING_CHUNKS => match page {
                     Some(page) => {
                         self.ctx.health.set_snapshot_problem(None);
                         if page.then == SegmentProgress::Done {
@@ -161,16 +168,7 @@ impl SnapshotRun {
                         let floor = next_read.values().min().copied().unwrap_or(i64::MAX);
                         self.gate.forget_before(floor);
                     }
-                    None => {
-                        scanning = false;
-                        if let Err(e) = (&mut scan).await.unwrap_or_else(|e| {
-                            Err(crate::stream::ApiError::Transient(format!("the scan task failed: {e}")))
-                        }) {
-                            failed = true;
-                            tracing::warn!(table = self.table.table(), error = %e, "the snapshot's scan failed; it starts again from its progress");
-                            self.ctx.health.set_snapshot_problem(Some(format!("the snapshot's scan of table {} failed and starts again: {e}", self.table.table())));
-                        }
-                    }
+                    None => pages_open = false,
                 },
                 _ = self.gate.progressed() => {}
             }
@@ -273,9 +271,7 @@ impl SnapshotRun {
     /// How far the snapshot is, for `/health`.
     fn report(&self, progress: &SnapshotProgress) {
         let metrics = &self.ctx.metrics;
-        let done = (0..progress.total_segments)
-            .filter(|s| progress.segment(*s) == Some(&SegmentProgress::Done))
-            .count();
+        let done = progress.segments_done();
         metrics
             .snapshot_segments
             .set(progress.total_segments as i64);

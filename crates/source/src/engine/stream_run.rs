@@ -178,7 +178,9 @@ impl<'a> StreamRun<'a> {
         }
         if first_start && !stream_known {
             let mut position = engine.config.starting_position.clone();
-            let mut snapshot_start = false;
+            // A minute; with a snapshot, its margin: what was written before
+            // is in the scan, and sent again it could follow a newer row.
+            let mut latest_margin_ms = 60_000;
             if let Some(snapshot) = &engine.snapshot
                 && known.snapshot.is_none()
             {
@@ -193,9 +195,9 @@ impl<'a> StreamRun<'a> {
                 // was written before is in the scan, what comes after in
                 // the stream.
                 position = StartingPosition::Latest;
-                snapshot_start = true;
+                latest_margin_ms = snapshot.margin_ms();
             }
-            run.apply_starting_position(&position, snapshot_start);
+            run.apply_starting_position(&position, latest_margin_ms);
         }
         let end = if ctx.checkpoints.flush_durably(shutdown).await {
             ctx.health.set_stream_problem(None);
@@ -305,10 +307,11 @@ impl StreamRun<'_> {
             .spawn(async move { run.run(progress, stop, give_up).await });
     }
 
-    /// `position` (STARTING_POSITION, or LATEST for a new snapshot:
-    /// `snapshot_start`) for the shards that exist now and have no
-    /// checkpoint.
-    fn apply_starting_position(&mut self, position: &StartingPosition, snapshot_start: bool) {
+    /// `position` (STARTING_POSITION, or LATEST for a new snapshot) for the
+    /// shards that exist now and have no checkpoint. A LATEST shard's
+    /// restart before its first event skips what is older than
+    /// `latest_margin_ms` before now.
+    fn apply_starting_position(&mut self, position: &StartingPosition, latest_margin_ms: i64) {
         let now_ms = crate::unix_ms_now();
         let ids: Vec<String> = self
             .tree
@@ -333,20 +336,13 @@ impl StreamRun<'_> {
                 StartingPosition::Latest => {
                     // A LATEST iterator has no sequence number to save. If we
                     // stop before the first event is done, the restart reads
-                    // from the shard's start and skips what is older than a
-                    // minute before this start (a margin for the coarse
-                    // record times), so nothing written after it is lost.
-                    // With a snapshot, the snapshot's margin: what was
-                    // written before is in the scan, and sent again it could
-                    // follow a newer row of its item.
-                    let margin_ms = match &self.engine.snapshot {
-                        Some(snapshot) if snapshot_start => snapshot.margin_ms(),
-                        _ => 60_000,
-                    };
+                    // from the shard's start and skips what is older than the
+                    // margin before this start (for the coarse record times),
+                    // so nothing written after it is lost.
                     self.ctx().checkpoints.set(
                         self.arn,
                         &id,
-                        ShardPosition::Since(now_ms - margin_ms),
+                        ShardPosition::Since(now_ms - latest_margin_ms),
                     );
                     self.latest_now.insert(id);
                 }
@@ -385,7 +381,6 @@ impl StreamRun<'_> {
                     Some(ShardPosition::Finished) => {
                         // Its children may now be readable: look again.
                         self.tree.set_state(&id, ShardState::Finished);
-                        self.track_shards();
                         finished_some = true;
                         continue;
                     }
@@ -412,6 +407,7 @@ impl StreamRun<'_> {
             if !finished_some {
                 break;
             }
+            self.track_shards();
         }
         if !started.is_empty() {
             tracing::info!(
@@ -611,7 +607,6 @@ impl StreamRun<'_> {
                         // Readers must not wait for rows that will not come,
                         // nor note records for a join that will not run. The
                         // progress saved stays: a restart resumes it.
-                        gate.end_run();
                         gate.finish();
                     }
                 }

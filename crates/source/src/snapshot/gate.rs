@@ -104,12 +104,7 @@ impl SnapshotGate {
     /// The snapshot is done (or will not run): records pass freely.
     pub fn finish(&self) {
         self.active.store(false, Ordering::Release);
-        let mut state = self.state();
-        state.join = SnapshotJoin::new(0);
-        state.shards.clear();
-        let released = state.released;
-        drop(state);
-        self.opened.send_replace(released);
+        self.end_run();
     }
 
     // The shard readers' side.

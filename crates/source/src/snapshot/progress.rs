@@ -43,7 +43,13 @@ impl SnapshotProgress {
 
     /// Every segment delivered to its end.
     pub fn done(&self) -> bool {
+        self.segments_done() == self.total_segments as usize
+    }
+
+    /// Segments read and delivered to their end.
+    pub fn segments_done(&self) -> usize {
         (0..self.total_segments)
-            .all(|s| matches!(self.segments.get(&s), Some(SegmentProgress::Done)))
+            .filter(|s| matches!(self.segments.get(s), Some(SegmentProgress::Done)))
+            .count()
     }
 }
