@@ -68,12 +68,15 @@ pub enum Op {
 }
 
 impl Op {
-    /// The four operations of DynamoDB Streams.
-    pub const ALL: [Op; 4] = [
+    /// Every operation the proxy tells apart: DynamoDB Streams' four and
+    /// the table's two.
+    pub const ALL: [Op; 6] = [
         Op::ListStreams,
         Op::DescribeStream,
         Op::GetShardIterator,
         Op::GetRecords,
+        Op::Scan,
+        Op::DescribeTable,
     ];
 
     /// The `X-Amz-Target` header value.
@@ -90,10 +93,7 @@ impl Op {
 
     /// The operation of an `X-Amz-Target` value.
     pub fn from_target(target: &str) -> Option<Op> {
-        Op::ALL
-            .into_iter()
-            .chain([Op::Scan, Op::DescribeTable])
-            .find(|op| op.target() == target)
+        Op::ALL.into_iter().find(|op| op.target() == target)
     }
 }
 
