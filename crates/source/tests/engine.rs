@@ -10,27 +10,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use awsdynamodb_source::test_support::CloudEvent;
-use awsdynamodb_source::test_support::Health;
-use awsdynamodb_source::test_support::Metrics;
 use awsdynamodb_source::test_support::RetryPolicy;
 use awsdynamodb_source::test_support::{ApiError, IteratorPosition, StreamStatus};
-use awsdynamodb_source::test_support::{CheckpointStore, Checkpointer, MemoryStore, ShardPosition};
+use awsdynamodb_source::test_support::{CheckpointStore, MemoryStore, ShardPosition};
 use awsdynamodb_source::{
-    Engine, EngineConfig, StartingPosition, StartupBudget, StartupError, TableArn, preflight,
+    EngineConfig, StartingPosition, StartupBudget, StartupError, TableArn, preflight,
 };
-use support::{Call, FakeStreams, MemorySink, Op, TABLE_ARN};
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
+use support::{Call, FakeStreams, MemorySink, Op, Running, TABLE_ARN};
 
 const WAIT: Duration = Duration::from_secs(10);
-
-struct Running {
-    sink: Arc<MemorySink>,
-    health: Arc<Health>,
-    metrics: Arc<Metrics>,
-    shutdown: CancellationToken,
-    handle: JoinHandle<()>,
-}
 
 fn config(start: StartingPosition) -> EngineConfig {
     let mut c = EngineConfig::new(TABLE_ARN.parse::<TableArn>().unwrap());
@@ -67,29 +55,7 @@ async fn start_with(
     config: EngineConfig,
     sink: Arc<MemorySink>,
 ) -> Running {
-    support::logs();
-    let health = Arc::new(Health::default());
-    let metrics = Arc::new(Metrics::new(&mut Default::default()));
-    let checkpoints = Checkpointer::open(store, metrics.clone(), health.clone())
-        .await
-        .unwrap();
-    let engine = Engine::new(
-        config,
-        Arc::new(api.clone()),
-        sink.clone(),
-        checkpoints,
-        health.clone(),
-        metrics.clone(),
-    );
-    let shutdown = CancellationToken::new();
-    let handle = tokio::spawn(engine.run(shutdown.clone()));
-    Running {
-        sink,
-        health,
-        metrics,
-        shutdown,
-        handle,
-    }
+    support::start_engine(api, store, config, sink, |engine, _| engine).await
 }
 
 async fn start(api: &FakeStreams, store: Arc<MemoryStore>, position: StartingPosition) -> Running {
@@ -103,15 +69,6 @@ async fn start(api: &FakeStreams, store: Arc<MemoryStore>, position: StartingPos
 }
 
 impl Running {
-    async fn stop(self) -> Arc<MemorySink> {
-        self.shutdown.cancel();
-        tokio::time::timeout(WAIT, self.handle)
-            .await
-            .expect("the engine stops")
-            .unwrap();
-        self.sink
-    }
-
     async fn wait_healthy(&self) {
         let deadline = tokio::time::Instant::now() + WAIT;
         while self.health.check().is_err() {

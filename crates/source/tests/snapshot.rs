@@ -10,17 +10,16 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration;
 
-use awsdynamodb_source::test_support::{Checkpointer, MemoryStore};
-use awsdynamodb_source::test_support::{CloudEvent, Health, Metrics, RetryPolicy};
+use awsdynamodb_source::test_support::MemoryStore;
+use awsdynamodb_source::test_support::{CloudEvent, RetryPolicy};
 use awsdynamodb_source::{
-    Engine, EngineConfig, RecordFilter, Snapshot, StartingPosition, TableArn, TableScanner,
+    EngineConfig, RecordFilter, Snapshot, StartingPosition, TableArn, TableScanner,
 };
 use awsdynamodb_testkit::{
     AttributeValue, DynamoDbLocal, Fault, FaultProxy, KeyShape, Op, Retries, StreamViewType,
     TestTable, dynamodb_client,
 };
-use support::{Call, FakeStreams, MemorySink, TABLE_ARN};
-use tokio_util::sync::CancellationToken;
+use support::{Call, FakeStreams, MemorySink, Running, TABLE_ARN};
 
 const WAIT: Duration = Duration::from_secs(30);
 const ITEMS: usize = 30;
@@ -55,14 +54,6 @@ async fn table() -> TestTable {
     table
 }
 
-struct Running {
-    sink: Arc<MemorySink>,
-    metrics: Arc<Metrics>,
-    health: Arc<Health>,
-    shutdown: CancellationToken,
-    handle: tokio::task::JoinHandle<()>,
-}
-
 async fn start(
     api: &FakeStreams,
     store: Arc<MemoryStore>,
@@ -79,41 +70,22 @@ async fn start_scanning(
     client: aws_sdk_dynamodb::Client,
     config: EngineConfig,
 ) -> Running {
-    support::logs();
-    let health = Arc::new(Health::default());
-    let metrics = Arc::new(Metrics::new(&mut Default::default()));
-    let checkpoints = Checkpointer::open(store, metrics.clone(), health.clone())
-        .await
-        .unwrap();
-    let sink = Arc::new(MemorySink::default());
     // Small pages in 3 segments: several chunks, released one by one.
     let scanner = TableScanner::new(client, table.name(), 3, Some(4), None);
-    let due = awsdynamodb_source::snapshot_due(&checkpoints.snapshot(), &config.table);
-    let mut engine = Engine::new(
-        config,
-        Arc::new(api.clone()),
-        sink.clone(),
-        checkpoints,
-        health.clone(),
-        metrics.clone(),
-    );
-    if due {
-        engine = engine.with_snapshot(Snapshot {
+    let sink = Arc::new(MemorySink::default());
+    support::start_engine(api, store, config, sink, |engine, saved| {
+        let table_arn = TABLE_ARN.parse::<TableArn>().unwrap();
+        if !awsdynamodb_source::snapshot_due(saved, &table_arn) {
+            return engine;
+        }
+        engine.with_snapshot(Snapshot {
             scanner,
             // Wide: a loaded machine may read a chunk seconds after a change.
             margin: Duration::from_secs(10),
             estimated_items: ITEMS as i64,
-        });
-    }
-    let shutdown = CancellationToken::new();
-    let handle = tokio::spawn(engine.run(shutdown.clone()));
-    Running {
-        sink,
-        metrics,
-        health,
-        shutdown,
-        handle,
-    }
+        })
+    })
+    .await
 }
 
 /// Polls `condition` (a figure in process, no event to await) until it
@@ -123,16 +95,6 @@ async fn eventually(what: &str, condition: impl Fn() -> bool) {
     while !condition() {
         assert!(tokio::time::Instant::now() < deadline, "{what}");
         tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-impl Running {
-    async fn stop(self) {
-        self.shutdown.cancel();
-        tokio::time::timeout(WAIT, self.handle)
-            .await
-            .expect("the engine stops")
-            .unwrap();
     }
 }
 

@@ -19,8 +19,13 @@ use awsdynamodb_source::test_support::{
     ApiError, IteratorPosition, KeySchema, RecordsPage, ShardInfo, StreamDescription, StreamStatus,
     StreamSummary, StreamsApi,
 };
-use awsdynamodb_source::test_support::{SendError, Sink};
+use awsdynamodb_source::test_support::{
+    Checkpointer, Checkpoints, Health, MemoryStore, Metrics, SendError, Sink,
+};
+use awsdynamodb_source::{Engine, EngineConfig};
 use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 /// Logs of the code under test, shown for failing tests (`RUST_LOG` picks).
 pub fn logs() {
@@ -444,5 +449,62 @@ impl Sink for MemorySink {
         self.events.lock().unwrap().push(event.clone());
         self.notify.notify_waiters();
         Ok(())
+    }
+}
+
+/// An engine running on the model, and what tests look at.
+pub struct Running {
+    pub sink: Arc<MemorySink>,
+    pub health: Arc<Health>,
+    pub metrics: Arc<Metrics>,
+    pub shutdown: CancellationToken,
+    pub handle: JoinHandle<()>,
+}
+
+/// Starts an engine on `api` with checkpoints in `store`, sending to
+/// `sink`; `prepare` adds to it before it runs, given what was saved.
+pub async fn start_engine(
+    api: &FakeStreams,
+    store: Arc<MemoryStore>,
+    config: EngineConfig,
+    sink: Arc<MemorySink>,
+    prepare: impl FnOnce(Engine, &Checkpoints) -> Engine,
+) -> Running {
+    logs();
+    let health = Arc::new(Health::default());
+    let metrics = Arc::new(Metrics::new(&mut Default::default()));
+    let checkpoints = Checkpointer::open(store, metrics.clone(), health.clone())
+        .await
+        .unwrap();
+    let saved = checkpoints.snapshot();
+    let engine = Engine::new(
+        config,
+        Arc::new(api.clone()),
+        sink.clone(),
+        checkpoints,
+        health.clone(),
+        metrics.clone(),
+    );
+    let engine = prepare(engine, &saved);
+    let shutdown = CancellationToken::new();
+    let handle = tokio::spawn(engine.run(shutdown.clone()));
+    Running {
+        sink,
+        health,
+        metrics,
+        shutdown,
+        handle,
+    }
+}
+
+impl Running {
+    /// Shuts the engine down (it must end within 10 s); its sink.
+    pub async fn stop(self) -> Arc<MemorySink> {
+        self.shutdown.cancel();
+        tokio::time::timeout(Duration::from_secs(10), self.handle)
+            .await
+            .expect("the engine stops")
+            .unwrap();
+        self.sink
     }
 }
